@@ -1,0 +1,31 @@
+from ._timers cimport TimerHeap
+
+
+cdef class Handle:
+    """A callback and its arguments, queued to run once (Go: a G; asyncio: Handle).
+
+    Created by the owner P (call_soon) or, under the GIL, any thread
+    (call_soon_threadsafe); run only by the owner P.
+    """
+    cdef object callback
+    cdef object args                 # tuple, or None when cancelled/finished
+    cdef object context              # contextvars.Context the callback runs in
+    cdef object loop
+    cdef bint _cancelled
+    cdef object _repr                # repr frozen at cancel in debug mode
+    cdef public object _source_traceback
+    cdef object __weakref__
+
+    cdef int run(self) except -1
+
+
+cdef class TimerHandle(Handle):
+    """A Handle due at a loop.time() deadline (asyncio: TimerHandle)."""
+    cdef readonly double _when
+    cdef bint _scheduled             # in the heap (not yet popped or compacted away)
+    cdef TimerHeap heap              # the heap that holds it, for lazy cancellation
+
+cdef Handle new_handle(object callback, object args, object context, object loop)
+cdef TimerHandle new_timer(double when, object callback, object args, object context,
+                           object loop)
+cdef bint reap_timer(object obj) noexcept
