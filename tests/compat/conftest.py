@@ -1,0 +1,171 @@
+"""One asyncio-behaviour test body, three loops.
+
+Every test in this directory that takes the ``loop`` (or ``loop_factory``) fixture runs
+three times:
+
+- ``asyncio``: the stdlib selector loop, the oracle. Every test must pass here on every
+  supported Python; if it does not, the test is wrong, not asyncio.
+- ``uvloop``: a second opinion. Where it deviates from asyncio, asyncio is the spec and the
+  test carries ``@pytest.mark.xfail_loop("uvloop", reason=...)``, which becomes a strict
+  xfail for that parameter only.
+- ``gmploop``: must behave like asyncio. Never xfailed here; if gmploop cannot be
+  imported, its parameters fail with the import error.
+
+The fixtures also catch quiet failures: a loop that leaves file descriptors open after
+close(), and errors logged on the ``asyncio`` logger that the test did not ask for (an
+exception in a callback that nobody looked at). A test that expects such errors says so
+with ``@pytest.mark.allow_loop_errors``.
+"""
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+
+import pytest
+
+LOOP_IDS = ("asyncio", "uvloop", "gmploop")
+
+# Applied to every compat test that has no timeout of its own: each test is expected to
+# finish in well under a second; this only bounds a loop that hangs.
+DEFAULT_TIMEOUT = 30
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "xfail_loop(name, reason, condition=True, params=None): strict xfail for the "
+        "named loop only (params: {argname: [values]} narrows it to some parameters)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "allow_loop_errors: the test expects ERROR records on the 'asyncio' logger",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/compat/" not in str(item.fspath).replace(os.sep, "/"):
+            continue
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+        callspec = getattr(item, "callspec", None)
+        if callspec is None:
+            continue
+        loop_name = callspec.params.get("loop_name")
+        for mark in item.iter_markers("xfail_loop"):
+            (name,) = mark.args
+            if name != loop_name or not mark.kwargs.get("condition", True):
+                continue
+            narrow = mark.kwargs.get("params") or {}
+            if any(callspec.params.get(k) not in v for k, v in narrow.items()):
+                continue
+            item.add_marker(pytest.mark.xfail(
+                strict=True, reason=f"{name} deviates from asyncio: {mark.kwargs['reason']}"))
+
+
+def _asyncio_factory():
+    return asyncio.SelectorEventLoop()
+
+
+def _uvloop_factory():
+    import uvloop
+    return uvloop.new_event_loop()
+
+
+def _gmploop_factory():
+    try:
+        import gmploop
+        factory = gmploop.new_event_loop
+    except Exception as exc:  # the project requires gmploop: report, never skip
+        pytest.fail(f"gmploop is not importable: {exc!r}", pytrace=False)
+    return factory
+
+
+def _open_fds():
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the fd of the listdir itself, already gone
+            pass
+    return fds
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+_warmed_up = set()
+
+
+def _warm_up(name, factory):
+    """Create, run and close one loop, once per process and loop kind.
+
+    Process-wide state that a loop library creates on first use and keeps (uvloop keeps
+    a pipe for libuv's signal handling) is not a leak of the loop under test.
+    """
+    if name in _warmed_up:
+        return
+    _warmed_up.add(name)
+    loop = factory()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+
+
+@pytest.fixture(params=LOOP_IDS)
+def loop_name(request):
+    return request.param
+
+
+@pytest.fixture
+def loop_factory(request, loop_name):
+    """A zero-argument factory for the loop under test; checks fds around the test."""
+    factory = {
+        "asyncio": lambda: _asyncio_factory,
+        "uvloop": lambda: _uvloop_factory,
+        "gmploop": _gmploop_factory,
+    }[loop_name]()
+    _warm_up(loop_name, factory)
+    gc.collect()
+    before = _open_fds()
+    wakeup_before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_before)
+    yield factory
+    gc.collect()
+    after = _open_fds()
+    leaked = {fd: target for fd, target in after.items() if fd not in before}
+    assert len(after) <= len(before), f"{loop_name}: file descriptors leaked: {leaked}"
+    wakeup_after = signal.set_wakeup_fd(wakeup_before)
+    assert wakeup_after == wakeup_before, (
+        f"{loop_name}: signal wakeup fd left at {wakeup_after}, was {wakeup_before}")
+
+
+@pytest.fixture
+def loop(loop_factory, request):
+    """A fresh loop, current for the test, closed afterwards."""
+    errors = _ErrorRecords()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(errors)
+    loop = loop_factory()
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
+        if not loop.is_closed():
+            loop.close()
+        del loop
+        gc.collect()
+        logger.removeHandler(errors)
+    if request.node.get_closest_marker("allow_loop_errors") is None:
+        assert not errors.records, "unexpected errors logged by the loop:\n" + "\n".join(
+            errors.format(r) for r in errors.records)
