@@ -10,6 +10,8 @@ cdef class RunQueue:
     cdef Py_ssize_t head
     cdef Py_ssize_t size
     cdef Py_ssize_t mask        # capacity - 1; capacity is a power of two
+    cdef object _gc_anchor      # always None: gives the type GC slots, which _runq.pyx
+                                # points at the ring (see 'Cycles' in _runq.pyx)
 
     cdef int put(self, object h) except -1
     cdef object get(self)

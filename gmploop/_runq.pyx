@@ -28,6 +28,22 @@ Invariants
 * FIFO: ``get`` returns items in ``put`` order.
 * The queue never shrinks below its largest size; a loop that once held a million
   callbacks keeps the memory (8 MiB), as a deque would not. ``clear`` does not free it.
+* Whenever Python code can run (a release that calls ``__del__``, a collection), the
+  fields above are consistent: a slot is cleared and ``head``/``size`` moved before
+  its reference is dropped.
+
+Cycles
+------
+A queued handle usually leads back to the loop that owns the queue (a bound method of
+a transport, a task), so a loop dropped with callbacks still queued is a cycle through
+the ring. ``collections.deque`` shows its items to the cycle collector; the ring must
+too, or such a loop is never freed (nor warned about). Cython writes ``tp_traverse``
+and ``tp_clear`` only for object attributes, so the class holds one, ``_gc_anchor``
+(always None), to be given the GC slots, and at import the module points them at
+``_traverse``/``_tp_clear`` below, which visit (or clear) the live slots and then call
+Cython's own. ``tp_clear`` is ``clear``: it may run ``__del__`` that pushes, which
+``clear`` survives (see 'Invariants'); tested by ``tests/unit/test_runq.py``
+(``test_cycle_through_queue_is_collected``, ``test_del_pushing_during_dealloc_via_cycle``).
 
 Races
 -----
@@ -42,6 +58,17 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef enum:
     INITIAL_CAPACITY = 256   # a guess: most iterations of a busy server queue fewer
+
+
+# The GC slots (see 'Cycles' above), declared here without Cython's `except -1` so that
+# the functions below are plain C callbacks.
+cdef extern from "Python.h":
+    ctypedef int (*gc_visitproc "visitproc")(PyObject *, void *) noexcept
+    ctypedef int (*gc_traverseproc "traverseproc")(PyObject *, gc_visitproc, void *) noexcept
+    ctypedef int (*gc_inquiry "inquiry")(PyObject *) noexcept
+    ctypedef struct gc_TypeObject "PyTypeObject":
+        gc_traverseproc tp_traverse
+        gc_inquiry tp_clear
 
 
 cdef class RunQueue:
@@ -130,6 +157,54 @@ cdef class RunQueue:
             raise IndexError("pop from an empty RunQueue")
         return self.get()
 
+    def clear_py(self):
+        """Drop every queued item (Python-level clear, for tests)."""
+        self.clear()
+
     @property
     def capacity(self):
         return self.mask + 1
+
+
+cdef gc_traverseproc _cython_traverse = NULL
+cdef gc_inquiry _cython_clear = NULL
+
+
+cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
+    """tp_traverse: the live slots, then Cython's own (see 'Cycles' above)."""
+    cdef PyObject **ring = (<RunQueue>o).ring
+    cdef Py_ssize_t head = (<RunQueue>o).head
+    cdef Py_ssize_t mask = (<RunQueue>o).mask
+    cdef Py_ssize_t i
+    cdef PyObject *p
+    cdef int r
+    if ring is not NULL:
+        for i in range((<RunQueue>o).size):
+            p = ring[(head + i) & mask]
+            if p is not NULL:
+                r = visit(p, arg)
+                if r:
+                    return r
+    return _cython_traverse(o, visit, arg)
+
+
+cdef int _tp_clear(PyObject *o) noexcept:
+    """tp_clear: drop the queued items, then Cython's own (see 'Cycles' above)."""
+    if (<RunQueue>o).ring is not NULL:
+        (<RunQueue>o).clear()
+    return _cython_clear(o)
+
+
+cdef _install_gc_slots():
+    cdef gc_TypeObject *t = <gc_TypeObject *><PyObject *>RunQueue
+    global _cython_traverse, _cython_clear
+    if _cython_traverse is NULL:
+        _cython_traverse = t.tp_traverse
+        _cython_clear = t.tp_clear
+        if _cython_traverse is NULL or _cython_clear is NULL:
+            raise SystemError("RunQueue: Cython gave the type no GC slots")
+        t.tp_traverse = _traverse
+        t.tp_clear = _tp_clear
+
+
+_install_gc_slots()

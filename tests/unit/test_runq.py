@@ -1,0 +1,399 @@
+"""Unit tests of gmploop._runq.RunQueue on its own (no loop).
+
+The invariants under test are the ones in the essay at the top of _runq.pyx: FIFO
+across growth and wrap-around, one owned reference per queued slot, and a ring that
+stays consistent while a release runs arbitrary Python (__del__).
+"""
+import gc
+import random
+import sys
+import weakref
+
+import pytest
+
+from gmploop import _runq
+
+RunQueue = _runq.RunQueue
+
+
+class Item:
+    """A weak-referenceable payload."""
+
+    __slots__ = ("n", "__weakref__", "__dict__")
+
+    def __init__(self, n):
+        self.n = n
+
+    def __repr__(self):
+        return f"Item({self.n})"
+
+
+def drain(q):
+    out = []
+    while len(q):
+        out.append(q.pop())
+    return out
+
+
+# ---------------------------------------------------------------- order
+
+
+def test_empty_queue():
+    q = RunQueue()
+    assert len(q) == 0
+    with pytest.raises(IndexError):
+        q.pop()
+    # Still usable after the failed pop.
+    q.push(1)
+    assert q.pop() == 1
+    with pytest.raises(IndexError):
+        q.pop()
+
+
+def test_fifo_simple():
+    q = RunQueue()
+    for i in range(10):
+        q.push(i)
+    assert len(q) == 10
+    assert drain(q) == list(range(10))
+
+
+def test_initial_capacity_is_power_of_two():
+    cap = RunQueue().capacity
+    assert cap > 0 and cap & (cap - 1) == 0
+
+
+def test_fill_exactly_to_capacity_does_not_grow():
+    q = RunQueue()
+    cap = q.capacity
+    for i in range(cap):
+        q.push(i)
+    assert q.capacity == cap
+    q.push(cap)
+    assert q.capacity == 2 * cap
+    assert drain(q) == list(range(cap + 1))
+
+
+def test_fifo_across_growth():
+    q = RunQueue()
+    cap = q.capacity
+    n = cap * 8 + 3
+    for i in range(n):
+        q.push(i)
+    assert q.capacity >= n
+    assert q.capacity & (q.capacity - 1) == 0
+    assert drain(q) == list(range(n))
+
+
+def test_fifo_wrap_then_grow():
+    # Move head into the middle of the ring, fill past the end of the array so the
+    # live slots wrap, then overflow so _grow must unwrap them in order.
+    q = RunQueue()
+    cap = q.capacity
+    nxt = 0
+    expect = []
+    for _ in range(cap - 10):
+        q.push(nxt)
+        expect.append(nxt)
+        nxt += 1
+    for _ in range(cap - 20):
+        assert q.pop() == expect.pop(0)
+    # head is now at cap - 20, 10 items live; fill to exactly capacity (wrapped).
+    while len(q) < cap:
+        q.push(nxt)
+        expect.append(nxt)
+        nxt += 1
+    assert q.capacity == cap
+    # One more: grow while wrapped.
+    q.push(nxt)
+    expect.append(nxt)
+    nxt += 1
+    assert q.capacity == 2 * cap
+    assert drain(q) == expect
+
+
+def test_fifo_randomized_against_list():
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    q = RunQueue()
+    ref = []
+    nxt = 0
+    for step in range(20000):
+        if rng.random() < 0.55 or not ref:
+            for _ in range(rng.randrange(1, 8)):
+                q.push(nxt)
+                ref.append(nxt)
+                nxt += 1
+        else:
+            for _ in range(rng.randrange(1, 8)):
+                if not ref:
+                    break
+                got = q.pop()
+                want = ref.pop(0)
+                assert got == want, f"seed={seed} step={step}: {got} != {want}"
+        assert len(q) == len(ref), f"seed={seed} step={step}"
+    assert drain(q) == ref, f"seed={seed}"
+
+
+def test_same_object_twice():
+    # A handle may legitimately be queued twice (see the essay).
+    q = RunQueue()
+    o = object()
+    base = sys.getrefcount(o)
+    q.push(o)
+    q.push(o)
+    assert sys.getrefcount(o) == base + 2
+    assert q.pop() is o
+    assert q.pop() is o
+    assert sys.getrefcount(o) == base
+
+
+def test_none_is_a_valid_item():
+    q = RunQueue()
+    q.push(None)
+    q.push(1)
+    assert len(q) == 2
+    assert q.pop() is None
+    assert q.pop() == 1
+
+
+# ---------------------------------------------------------------- references
+
+
+def test_refcount_after_push_and_pop():
+    q = RunQueue()
+    o = object()
+    base = sys.getrefcount(o)
+    q.push(o)
+    assert sys.getrefcount(o) == base + 1
+    got = q.pop()
+    assert got is o
+    del got
+    assert sys.getrefcount(o) == base
+
+
+def test_refcounts_across_growth_and_wrap():
+    q = RunQueue()
+    objs = [object() for _ in range(q.capacity * 3)]
+    bases = [sys.getrefcount(o) for o in objs]
+    # Wrap first, then grow.
+    for o in objs[:100]:
+        q.push(o)
+    for _ in range(90):
+        q.pop()
+    for o in objs[100:]:
+        q.push(o)
+    del o                   # the loop variable holds the last one
+    while len(q):
+        q.pop()
+    assert [sys.getrefcount(x) for x in objs] == bases
+
+
+def test_popped_object_survives_when_queue_held_last_reference():
+    q = RunQueue()
+    q.push(Item(7))
+    it = q.pop()
+    assert it.n == 7
+    r = weakref.ref(it)
+    del it
+    assert r() is None
+
+
+def test_release_on_drop():
+    q = RunQueue()
+    items = [Item(i) for i in range(q.capacity + 5)]
+    refs = [weakref.ref(i) for i in items]
+    for i in items:
+        q.push(i)
+    del i                   # the loop variable holds the last one
+    q.pop()
+    del items
+    assert sum(r() is not None for r in refs) == len(refs) - 1
+    del q
+    assert all(r() is None for r in refs)
+
+
+def test_clear_releases_and_queue_stays_usable():
+    q = RunQueue()
+    items = [Item(i) for i in range(300)]
+    refs = [weakref.ref(i) for i in items]
+    for i in items:
+        q.push(i)
+    cap = q.capacity
+    del items, i
+    q.clear_py()
+    assert len(q) == 0
+    assert all(r() is None for r in refs)
+    assert q.capacity == cap    # the essay: clear keeps the memory
+    for i in range(5):
+        q.push(i)
+    assert drain(q) == list(range(5))
+
+
+def test_cycle_through_queue_is_collected():
+    # A loop that is dropped with callbacks still queued: loop -> queue -> handle ->
+    # loop. asyncio's deque is visible to the cycle collector; the ring must be too.
+    class Owner:
+        pass
+
+    owner = Owner()
+    owner.q = RunQueue()
+    item = Item(0)
+    item.owner = owner
+    owner.q.push(item)
+    r_owner = weakref.ref(owner)
+    r_item = weakref.ref(item)
+    del owner, item
+    gc.collect()
+    assert r_item() is None
+    assert r_owner() is None
+
+
+def test_gc_referents_include_queued_items():
+    q = RunQueue()
+    a, b = Item(1), Item(2)
+    q.push(a)
+    q.push(b)
+    refs = gc.get_referents(q)
+    assert any(x is a for x in refs)
+    assert any(x is b for x in refs)
+    q.pop()
+    refs = gc.get_referents(q)
+    assert not any(x is a for x in refs)
+
+
+# ---------------------------------------------------------------- re-entrancy
+
+
+class Pusher:
+    """On release, pushes `count` fresh objects onto `q` (each weak-referenceable)."""
+
+    def __init__(self, q, count, log):
+        self.q = q
+        self.count = count
+        self.log = log
+
+    def __del__(self):
+        for i in range(self.count):
+            it = Item(("pushed", i))
+            self.log.append(weakref.ref(it))
+            self.q.push(it)
+
+
+def test_del_pushing_during_clear():
+    q = RunQueue()
+    log = []
+    cap = q.capacity
+    for i in range(10):
+        q.push(Item(i))
+    # While clear is releasing, this pushes more than the ring holds: the ring must
+    # grow in the middle of clear.
+    q.push(Pusher(q, cap + 17, log))
+    for i in range(10):
+        q.push(Item(i))
+    q.clear_py()
+    # Everything pushed during clear was released as well (clear runs until empty).
+    assert len(q) == 0
+    assert len(log) == cap + 17
+    assert all(r() is None for r in log)
+    assert q.capacity == 2 * cap
+    # And the ring is consistent afterwards.
+    n = q.capacity + 3
+    for i in range(n):
+        q.push(i)
+    assert drain(q) == list(range(n))
+
+
+def test_del_pushing_during_clear_with_wrapped_head():
+    q = RunQueue()
+    log = []
+    cap = q.capacity
+    for i in range(cap - 2):
+        q.push(i)
+    for i in range(cap - 4):
+        q.pop()
+    # head near the end of the array; the pusher's slot wraps.
+    q.push(Pusher(q, 3, log))
+    q.push(Item("tail"))
+    assert len(q) == 4
+    q.clear_py()
+    assert len(q) == 0
+    assert len(log) == 3
+    assert all(r() is None for r in log)
+    for i in range(2 * cap + 1):
+        q.push(i)
+    assert drain(q) == list(range(2 * cap + 1))
+
+
+def test_del_popping_during_clear():
+    q = RunQueue()
+    popped = []
+
+    class Popper:
+        def __del__(self):
+            try:
+                popped.append(q.pop())
+            except IndexError:
+                popped.append("empty")
+
+    q.push(Popper())
+    q.push(Item(1))
+    q.push(Item(2))
+    q.clear_py()
+    assert len(q) == 0
+    assert len(popped) == 1
+    popped.clear()
+    q.push(10)
+    q.push(11)
+    assert drain(q) == [10, 11]
+
+
+def test_del_pushing_during_pop_release():
+    # pop hands its reference to the caller, so the release happens in the caller's
+    # frame, with the queue consistent.
+    q = RunQueue()
+    log = []
+    q.push(Pusher(q, 2, log))
+    q.push("after")
+    p = q.pop()
+    del p
+    assert len(q) == 3
+    assert q.pop() == "after"
+    assert [x.n for x in drain(q)] == [("pushed", 0), ("pushed", 1)]
+
+
+def test_del_pushing_during_dealloc_via_cycle():
+    # The only way Python code can reach a queue that is being destroyed is the
+    # cycle collector: finalizers of the cycle's members run first (PEP 442), then
+    # tp_clear. Here the finalizer pushes fresh items, and releasing those pushes
+    # more, while the queue is being cleared.
+    class Owner:
+        pass
+
+    log = []
+    owner = Owner()
+    owner.q = RunQueue()
+    p = Pusher(owner.q, 5, log)
+    p.owner = owner            # cycle: owner -> q -> p -> owner
+    owner.q.push(p)
+    for i in range(300):
+        owner.q.push(Item(i))
+    r_owner = weakref.ref(owner)
+    del owner, p
+    gc.collect()
+    gc.collect()
+    assert r_owner() is None
+    assert log and all(r() is None for r in log)
+
+
+def test_pushing_from_del_of_unrelated_object_during_dealloc():
+    # A queue that dies with items whose __del__ push onto another queue.
+    target = RunQueue()
+    log = []
+    q = RunQueue()
+    for _ in range(3):
+        q.push(Pusher(target, 2, log))
+    del q
+    assert len(target) == 6
+    drain(target)
+    assert all(r() is None for r in log)
