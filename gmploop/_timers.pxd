@@ -22,6 +22,8 @@ cdef class TimerHeap:
     cdef Py_ssize_t capacity
     cdef uint64_t next_seq
     cdef readonly Py_ssize_t cancelled   # entries known dead but still in the heap
+    cdef object _gc_anchor               # always None: gives the type GC slots, which
+                                         # _timers.pyx points at the slots ('Cycles')
 
     cdef int push(self, double when, object obj) except -1
     cdef object pop(self)

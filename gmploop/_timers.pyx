@@ -30,15 +30,41 @@ Invariants
 * ``0 <= cancelled <= size``, counted by the loop: ``note_cancelled`` when a scheduled
   handle is cancelled, ``note_reaped`` when a cancelled one leaves the heap at the top.
 * Each slot owns one reference to its handle.
+* Whenever Python code can run (a release that calls ``__del__``, a collection, the
+  ``dead`` function given to ``compact``), slots ``0 .. size-1`` are a valid heap and
+  own exactly one reference each. ``pop`` and ``clear`` move the heap before they
+  release; ``compact`` asks ``dead`` about every entry before it moves any, moves them
+  with no Python code running, and releases the dead ones last.
 
 The heap does not know what a handle is: the loop tells it which entries are dead
-through the function it gives ``compact``.
+through the function it gives ``compact``. If that function changes the heap (only a
+Python-level one could), ``compact`` gives up for this time: compaction is an
+optimisation, and positions asked about are no longer the positions in the heap.
+
+Cycles
+------
+A timer handle leads back to its loop (a bound method, a task's wakeup), so a loop
+dropped with timers pending is a cycle through the heap, which asyncio's list shows to
+the cycle collector. The class holds one object attribute, ``_gc_anchor`` (always
+None), so that Cython gives it GC slots, and at import the module points them at
+``_traverse``/``_tp_clear`` below (the live slots, then Cython's own). The same as
+``RunQueue``: see 'Cycles' in ``_runq.pyx``.
 """
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint64_t
+
+# The GC slots (see 'Cycles' above), declared here without Cython's `except -1` so that
+# the functions below are plain C callbacks.
+cdef extern from "Python.h":
+    ctypedef int (*gc_visitproc "visitproc")(PyObject *, void *) noexcept
+    ctypedef int (*gc_traverseproc "traverseproc")(PyObject *, gc_visitproc, void *) noexcept
+    ctypedef int (*gc_inquiry "inquiry")(PyObject *) noexcept
+    ctypedef struct gc_TypeObject "PyTypeObject":
+        gc_traverseproc tp_traverse
+        gc_inquiry tp_clear
 
 cdef enum:
     INITIAL_CAPACITY = 64
@@ -132,41 +158,73 @@ cdef class TimerHeap:
         return self.size > COMPACT_MIN_SIZE and 2 * self.cancelled > self.size
 
     cdef int compact(self, timer_reap_fn dead) except -1:
-        """Owner P only. Drop every entry for which dead(obj) is true; O(n)."""
-        cdef Py_ssize_t i, j = 0, k, n = self.size
+        """Owner P only. Drop every entry for which dead(obj) is true; O(n).
+
+        Three passes, so that the heap is whole whenever Python code may run (see
+        'Invariants' above): ask dead() about every entry, moving nothing; squeeze the
+        dead ones out and heapify, with no Python code running; release them.
+        """
+        cdef Py_ssize_t i, j, k, child, n = self.size
+        cdef uint64_t seq0 = self.next_seq
         cdef TimerSlot item
         cdef PyObject *p
-        # Dead entries are released only once the heap is whole again: releasing one
-        # may run a __del__ that schedules a timer on this very heap.
-        cdef list graveyard = []
-        for i in range(n):
-            p = self.slots[i].obj
-            if dead(<object>p):
-                graveyard.append(<object>p)
-                Py_XDECREF(p)
-            else:
-                self.slots[j] = self.slots[i]
-                j += 1
-        self.size = j
-        self.cancelled = 0
-        # Floyd's heapify: sift down every internal node, last first.
-        i = j // 2 - 1
-        while i >= 0:
-            item = self.slots[i]
-            k = i
-            while True:
-                child = 2 * k + 1
-                if child >= j:
-                    break
-                if child + 1 < j and slot_lt(&self.slots[child + 1], &self.slots[child]):
-                    child += 1
-                if not slot_lt(&self.slots[child], &item):
-                    break
-                self.slots[k] = self.slots[child]
-                k = child
-            self.slots[k] = item
-            i -= 1
-        del graveyard
+        cdef PyObject **graves
+        cdef Py_ssize_t ndead = 0
+        if n == 0:
+            self.cancelled = 0
+            return 0
+        # graves[i]: slot i's object if it is dead, else NULL. Allocated before any
+        # entry moves, so running out of memory leaves the heap as it was.
+        graves = <PyObject **>PyMem_Malloc(n * sizeof(PyObject *))
+        if graves is NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                p = self.slots[i].obj
+                if dead(<object>p):
+                    graves[i] = p
+                    ndead += 1
+                else:
+                    graves[i] = NULL
+                if self.size != n or self.next_seq != seq0:
+                    # dead() pushed or popped: the positions asked about are stale.
+                    return 0
+            if ndead == 0:
+                self.cancelled = 0
+                return 0
+            j = 0
+            for i in range(n):
+                if graves[i] is NULL:
+                    self.slots[j] = self.slots[i]
+                    j += 1
+            # Floyd's heapify: sift down every internal node, last first.
+            i = j // 2 - 1
+            while i >= 0:
+                item = self.slots[i]
+                k = i
+                while True:
+                    child = 2 * k + 1
+                    if child >= j:
+                        break
+                    if child + 1 < j and slot_lt(&self.slots[child + 1], &self.slots[child]):
+                        child += 1
+                    if not slot_lt(&self.slots[child], &item):
+                        break
+                    self.slots[k] = self.slots[child]
+                    k = child
+                self.slots[k] = item
+                i -= 1
+            self.size = j
+            self.cancelled = 0
+            # The heap is whole: a __del__ run by a release may use it (push, even
+            # compact again). graves is this call's own.
+            for i in range(n):
+                p = graves[i]
+                if p is not NULL:
+                    graves[i] = NULL
+                    Py_XDECREF(p)
+        finally:
+            PyMem_Free(graves)
         return 0
 
     cdef void clear(self):
@@ -204,11 +262,25 @@ cdef class TimerHeap:
     def compact_py(self, dead):
         """Drop every entry for which dead(obj) is true (tests only: slow)."""
         global _py_dead
+        saved = _py_dead
         _py_dead = dead
         try:
             self.compact(_call_py_dead)
         finally:
-            _py_dead = None
+            _py_dead = saved
+
+    def clear_py(self):
+        """Drop every entry (Python-level clear, for tests)."""
+        self.clear()
+
+    def note_cancelled_py(self):
+        self.note_cancelled()
+
+    def note_reaped_py(self):
+        self.note_reaped()
+
+    def needs_compaction_py(self):
+        return self.needs_compaction()
 
 
 cdef object _py_dead = None
@@ -218,3 +290,43 @@ cdef bint _call_py_dead(object obj) noexcept:
         return bool(_py_dead(obj))
     except BaseException:
         return False
+
+
+cdef gc_traverseproc _cython_traverse = NULL
+cdef gc_inquiry _cython_clear = NULL
+
+
+cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
+    """tp_traverse: the live slots, then Cython's own (see 'Cycles' above)."""
+    cdef TimerSlot *slots = (<TimerHeap>o).slots
+    cdef Py_ssize_t i
+    cdef int r
+    if slots is not NULL:
+        for i in range((<TimerHeap>o).size):
+            if slots[i].obj is not NULL:
+                r = visit(slots[i].obj, arg)
+                if r:
+                    return r
+    return _cython_traverse(o, visit, arg)
+
+
+cdef int _tp_clear(PyObject *o) noexcept:
+    """tp_clear: drop the entries, then Cython's own (see 'Cycles' above)."""
+    if (<TimerHeap>o).slots is not NULL:
+        (<TimerHeap>o).clear()
+    return _cython_clear(o)
+
+
+cdef _install_gc_slots():
+    cdef gc_TypeObject *t = <gc_TypeObject *><PyObject *>TimerHeap
+    global _cython_traverse, _cython_clear
+    if _cython_traverse is NULL:
+        _cython_traverse = t.tp_traverse
+        _cython_clear = t.tp_clear
+        if _cython_traverse is NULL or _cython_clear is NULL:
+            raise SystemError("TimerHeap: Cython gave the type no GC slots")
+        t.tp_traverse = _traverse
+        t.tp_clear = _tp_clear
+
+
+_install_gc_slots()
