@@ -1,0 +1,110 @@
+"""Loop selection for the benchmarks: every benchmark runs once per loop, in one session.
+
+The ``loop`` fixture is parametrized over LOOP_NAMES.  A loop whose module cannot be
+imported is skipped with a reason naming it, and the session header says which loops
+are missing, so a table without gmploop never passes for a full comparison.  Set
+GMPLOOP_BENCH_REQUIRE=gmploop (a comma-separated list of names) to fail instead of skip,
+for a run whose purpose is to measure that loop.
+
+Sizes: every benchmark's size is its full-size N times GMPLOOP_BENCH_SCALE (default 1;
+0.01 is a smoke run of a few seconds).  GMPLOOP_BENCH_ROUNDS overrides the number of
+timed rounds of every benchmark.
+"""
+import asyncio
+import importlib
+import os
+
+import pytest
+
+LOOP_NAMES = ("asyncio", "uvloop", "rloop", "gmploop")
+
+
+def _load(name):
+    """Return (factory, version) for a loop name, or raise ImportError saying why not."""
+    if name == "asyncio":
+        import sys
+
+        return asyncio.new_event_loop, "stdlib, Python " + sys.version.split()[0]
+    mod = importlib.import_module(name)
+    factory = getattr(mod, "new_event_loop", None)
+    if factory is None:
+        # A source checkout without built extensions imports as a bare package.
+        raise ImportError(
+            f"{name} imported from {getattr(mod, '__file__', None) or list(mod.__path__)} "
+            f"but has no new_event_loop (not built?)"
+        )
+    return factory, getattr(mod, "__version__", "unknown version")
+
+
+_LOADED = {}
+
+
+def loop_factory(name):
+    """(factory, version) for name; raises ImportError (cached) if it cannot be loaded."""
+    if name not in _LOADED:
+        try:
+            _LOADED[name] = _load(name)
+        except ImportError as exc:
+            _LOADED[name] = exc
+    got = _LOADED[name]
+    if isinstance(got, ImportError):
+        raise got
+    return got
+
+
+def _required():
+    return {n.strip() for n in os.environ.get("GMPLOOP_BENCH_REQUIRE", "").split(",") if n.strip()}
+
+
+def pytest_report_header(config):
+    lines = []
+    for name in LOOP_NAMES:
+        try:
+            _, version = loop_factory(name)
+            lines.append(f"  {name:8} {version}")
+        except ImportError as exc:
+            lines.append(f"  {name:8} NOT IMPORTABLE, its benchmarks are skipped: {exc}")
+    scale = os.environ.get("GMPLOOP_BENCH_SCALE", "1")
+    rounds = os.environ.get("GMPLOOP_BENCH_ROUNDS", "per benchmark")
+    return ["gmploop bench loops:"] + lines + [f"  GMPLOOP_BENCH_SCALE={scale} rounds={rounds}"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    missing = []
+    for name in LOOP_NAMES:
+        try:
+            loop_factory(name)
+        except ImportError as exc:
+            missing.append(f"{name} ({exc})")
+    if missing:
+        terminalreporter.write_line(
+            "LOOPS SKIPPED, not importable: " + "; ".join(missing), yellow=True, bold=True
+        )
+
+
+@pytest.fixture(params=LOOP_NAMES)
+def loop_name(request):
+    name = request.param
+    try:
+        loop_factory(name)
+    except ImportError as exc:
+        if name in _required():
+            pytest.fail(f"{name} is required (GMPLOOP_BENCH_REQUIRE) but not importable: {exc}")
+        pytest.skip(f"{name} not importable: {exc}")
+    return name
+
+
+@pytest.fixture
+def loop(loop_name, benchmark):
+    """A fresh loop from loop_name's factory, made outside the timed region, closed after."""
+    factory, version = loop_factory(loop_name)
+    lp = factory()
+    benchmark.extra_info["loop"] = loop_name
+    benchmark.extra_info["loop_version"] = version
+    benchmark.extra_info["loop_class"] = f"{type(lp).__module__}.{type(lp).__qualname__}"
+    try:
+        yield lp
+    finally:
+        if not lp.is_closed():
+            lp.run_until_complete(lp.shutdown_asyncgens())
+            lp.close()
