@@ -54,9 +54,11 @@ cdef class Poller:
     cdef readonly Py_ssize_t registered # fds in the kernel's set (the doorbell excluded)
 
     cdef PollDesc lookup(self, int fd)
+    cdef uint32_t new_gen(self) noexcept
     cdef PollDesc desc_for(self, int fd)
     cdef int set_level(self, PollDesc pd, uint32_t interest) except -1
     cdef int set_edge(self, PollDesc pd) except -1
+    cdef int _register_afresh(self, PollDesc pd, uint32_t interest) except -1
     cdef int forget(self, PollDesc pd) except -1
     cdef int wait(self, int timeout_ms) except -1
     cdef PollDesc event_desc(self, int i)

@@ -43,20 +43,31 @@ and a new socket gets the same number, an event still queued for the old file, o
 from a registration that outlives the fd (the file is shared through ``dup`` or
 ``fork``), would look like an event for the new socket.
 
-So the tag is ``generation << 32 | fd``. Every ``PollDesc`` gets a new generation when
-it is created, and ``event_desc`` returns the descriptor only when the tag's generation
-is the one the fd has now. An event for a forgotten registration, or one from before a
+So the tag is ``generation << 32 | fd``. A ``PollDesc`` takes a new generation each
+time it enters the kernel's set (a new descriptor, or one taken out by an interest of
+none and put back), and ``event_desc`` returns the descriptor only when the tag's
+generation is the one the fd has now. An event for a forgotten registration, or one from before a
 ``remove_reader``/``add_reader`` pair in the same batch, is dropped, never delivered to
 whatever holds the number now. The doorbell has a tag no fd can have.
 
 The kernel half of the trap: when the last reference to a file is closed, epoll drops
-its registration silently, so a registration the poller still believes in may be gone.
-``set_level`` therefore treats ENOENT on a change as "register afresh" and EEXIST on an
-add as "change instead". A registration that outlives its fd through a ``dup`` cannot be
-removed by anyone (no fd reaches it any more); its events are dropped by generation,
-and with level triggering they recur while that file stays ready, exactly as in
-asyncio's selector loop. The cure is the one asyncio documents: ``remove_reader``
-before ``close``.
+its registration silently, so a registration the poller still believes in may be gone,
+and the number may now name another file that nobody registered. The poller cannot
+see a ``close`` it was not told about, so it asks the kernel whenever it is told to
+watch an fd it believes registered: ``set_level`` issues its change even when the
+interest is unchanged (one ``epoll_ctl``, only on an ``add_reader`` that replaces a
+callback), and so does ``set_edge`` on an fd already in edge mode (a second transport
+on one number; the change re-arms the edge, so at worst one spurious report, which
+optimistic I/O shrugs off). ENOENT on that change (or EPERM: the number now names a file epoll
+cannot watch, such as a regular file) means "a new file under an old number": the
+descriptor takes a new generation and registers afresh, so that events from the old
+file, if a ``dup`` keeps it open, no longer match it. EEXIST on an add means "change
+instead". A registration that outlives its fd through a ``dup`` cannot be removed by
+anyone (no fd reaches it any more); its events are dropped by generation, and with
+level triggering they recur while that file stays ready, exactly as in asyncio's
+selector loop. The cure is the one asyncio documents: ``remove_reader`` before
+``close``. Tested in ``tests/unit/test_poller.py`` (``test_close_without_unwatch_*``,
+``test_dup_registration_*``).
 
 The doorbell
 ------------
@@ -77,7 +88,7 @@ Races
 
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.errno cimport errno, EINTR, ENOENT, EEXIST, EBADF
+from libc.errno cimport errno, EINTR, ENOENT, EEXIST, EBADF, EPERM
 from libc.stdint cimport uint32_t, uint64_t
 from posix.unistd cimport close as c_close
 
@@ -153,9 +164,19 @@ cdef class Poller:
 
     cdef PollDesc lookup(self, int fd):
         """Owner P only. The descriptor of fd, or None."""
-        if fd < len(self.descs):
+        # fd >= 0 first: the module is compiled without wraparound, so descs[-1]
+        # would read before the list's items.
+        if 0 <= fd < len(self.descs):
             return <PollDesc>self.descs[fd]
         return None
+
+    cdef uint32_t new_gen(self) noexcept:
+        """Owner P only. A generation no live descriptor has (see 'Stale events')."""
+        cdef uint32_t gen = self.next_gen
+        self.next_gen += 1
+        if self.next_gen == WAKE_GEN:
+            self.next_gen = 1
+        return gen
 
     cdef PollDesc desc_for(self, int fd):
         """Owner P only. The descriptor of fd, created (unregistered, with a fresh
@@ -171,10 +192,7 @@ cdef class Poller:
             self.descs.extend([None] * (fd + 1 - len(self.descs)))
         pd = PollDesc.__new__(PollDesc)
         pd.fd = fd
-        pd.gen = self.next_gen
-        self.next_gen += 1
-        if self.next_gen == WAKE_GEN:
-            self.next_gen = 1
+        pd.gen = self.new_gen()
         pd.mode = PD_UNREGISTERED
         pd.interest = 0
         self.descs[fd] = pd
@@ -194,12 +212,15 @@ cdef class Poller:
                 pd.mode = PD_UNREGISTERED
                 pd.interest = 0
                 self.registered -= 1
-                # ENOENT/EBADF: the fd was closed behind our back; the kernel already
+                # ENOENT/EBADF/EPERM: the fd was closed behind our back (and its
+                # number perhaps reused by a file epoll refuses); the kernel already
                 # forgot it, which is what was asked.
-                if r < 0 and errno != ENOENT and errno != EBADF:
+                if r < 0 and errno != ENOENT and errno != EBADF and errno != EPERM:
                     PyErr_SetFromErrno(OSError)
             return 0
         if pd.mode == PD_UNREGISTERED:
+            # Events still in this batch from before it left the set must not match.
+            pd.gen = self.new_gen()
             r = gp_poll_add(self.pfd, pd.fd, interest, make_tag(pd))
             if r < 0 and errno == EEXIST:
                 r = gp_poll_mod(self.pfd, pd.fd, 0, interest, make_tag(pd))
@@ -207,23 +228,42 @@ cdef class Poller:
                 PyErr_SetFromErrno(OSError)
             pd.mode = PD_LEVEL
             self.registered += 1
-        elif interest != old:
+        else:
+            # Also when interest == old: see 'Stale events' above.
             r = gp_poll_mod(self.pfd, pd.fd, old, interest, make_tag(pd))
-            if r < 0 and errno == ENOENT:
-                # Closed and reopened under the same number since we registered it.
-                r = gp_poll_add(self.pfd, pd.fd, interest, make_tag(pd))
-            if r < 0:
+            if r < 0 and (errno == ENOENT or errno == EPERM):
+                self._register_afresh(pd, interest)
+            elif r < 0:
                 PyErr_SetFromErrno(OSError)
         pd.interest = interest
+        return 0
+
+    cdef int _register_afresh(self, PollDesc pd, uint32_t interest) except -1:
+        """Owner P only. pd's number was closed and reopened behind our back (the
+        kernel said ENOENT or EPERM to a change): register the new file under a new
+        generation, or, if the kernel refuses it, leave pd unregistered and raise."""
+        pd.gen = self.new_gen()
+        if gp_poll_add(self.pfd, pd.fd, interest, make_tag(pd)) < 0:
+            pd.mode = PD_UNREGISTERED
+            pd.interest = 0
+            self.registered -= 1
+            PyErr_SetFromErrno(OSError)
         return 0
 
     cdef int set_edge(self, PollDesc pd) except -1:
         """Owner P only. Register pd once, edge-triggered, for both directions."""
         cdef int r
         if pd.mode == PD_EDGE:
+            # Already ours; ask the kernel whether it still is (see 'Stale events').
+            r = gp_poll_mod(self.pfd, pd.fd, pd.interest, pd.interest, make_tag(pd))
+            if r < 0 and (errno == ENOENT or errno == EPERM):
+                self._register_afresh(pd, pd.interest)
+            elif r < 0:
+                PyErr_SetFromErrno(OSError)
             return 0
         if pd.mode == PD_LEVEL:
             raise RuntimeError(f"fd {pd.fd} is watched by add_reader/add_writer")
+        pd.gen = self.new_gen()
         r = gp_poll_add(self.pfd, pd.fd, GP_IN | GP_OUT | GP_EDGE, make_tag(pd))
         if r < 0:
             PyErr_SetFromErrno(OSError)

@@ -77,8 +77,9 @@ static int gp_poll_del(int pfd, int fd, uint32_t old_interest) {
     return epoll_ctl(pfd, EPOLL_CTL_DEL, fd, &ev);
 }
 
-/* The kernel's events are read into the tail of buf and normalised in place: a
-   struct epoll_event (12 bytes, packed on x86-64) is never larger than a gp_event. */
+/* The kernel's events are read into buf itself and normalised in place: a struct
+   epoll_event (12 bytes, packed, on x86-64; 16 elsewhere) is never larger than a
+   gp_event (16), so raw[i] starts at or before buf[i]. */
 static int gp_poll_wait(int pfd, gp_event *buf, int maxevents, int timeout_ms) {
     struct epoll_event *raw = (struct epoll_event *)buf;
     int n, i;
