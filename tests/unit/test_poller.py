@@ -23,6 +23,10 @@ import pytest
 from gmploop import _poller
 
 Poller = _poller.Poller
+
+# Each test is quick; this bounds one that hangs (a lost wake-up, a wait never
+# interrupted) well below the suite-wide limit.
+pytestmark = pytest.mark.timeout(10)
 READABLE = _poller.READABLE
 WRITABLE = _poller.WRITABLE
 ERROR = _poller.ERROR
@@ -671,7 +675,6 @@ def test_regular_file_refused_like_epoll_selector(poller, mode):
 # ---------------------------------------------------------------- the doorbell
 
 
-@pytest.mark.timeout(10)
 def test_ring_from_another_thread_wakes_poll(poller):
     t = threading.Timer(0.1, poller.ring)
     t.start()
@@ -686,7 +689,6 @@ def test_ring_from_another_thread_wakes_poll(poller):
     assert elapsed < 2.0
 
 
-@pytest.mark.timeout(10)
 def test_ring_before_poll_and_burst_coalesces(poller):
     for _ in range(1000):
         poller.ring()
@@ -708,7 +710,6 @@ def test_doorbell_registered_but_not_counted(poller):
     assert data == 0xFFFFFFFFFFFFFFFF
 
 
-@pytest.mark.timeout(10)
 def test_ring_wakes_poll_with_fds_registered(poller, pair):
     a, _ = pair
     poller.watch_level(a.fileno(), True, False)
@@ -734,7 +735,6 @@ def _raising_handler(signum, frame):
     raise Interrupted(signum)
 
 
-@pytest.mark.timeout(10)
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signal handlers run in the main thread")
 @pytest.mark.parametrize("timeout", [-1, 30.0])
@@ -763,7 +763,6 @@ def test_signal_handler_exception_propagates_out_of_poll(poller, timeout):
     assert poller.poll(0) == []
 
 
-@pytest.mark.timeout(10)
 def test_signal_with_quiet_handler_returns_no_events(poller):
     hits = []
     old = signal.signal(signal.SIGUSR1, lambda s, f: hits.append(s))

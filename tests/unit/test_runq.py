@@ -15,6 +15,10 @@ from gmploop import _runq
 
 RunQueue = _runq.RunQueue
 
+# Each test is quick; this bounds one that hangs (a lost wake-up, a wait never
+# interrupted) well below the suite-wide limit.
+pytestmark = pytest.mark.timeout(10)
+
 
 class Item:
     """A weak-referenceable payload."""

@@ -18,6 +18,10 @@ from gmploop import _timers
 
 TimerHeap = _timers.TimerHeap
 
+# Each test is quick; this bounds one that hangs (a lost wake-up, a wait never
+# interrupted) well below the suite-wide limit.
+pytestmark = pytest.mark.timeout(10)
+
 
 class T:
     """A timer-like payload: weak-referenceable, with a cancelled flag."""
