@@ -54,11 +54,9 @@ cdef class Poller:
     cdef readonly Py_ssize_t registered # fds in the kernel's set (the doorbell excluded)
 
     cdef PollDesc lookup(self, int fd)
-    cdef uint32_t new_gen(self) noexcept
     cdef PollDesc desc_for(self, int fd)
     cdef int set_level(self, PollDesc pd, uint32_t interest) except -1
     cdef int set_edge(self, PollDesc pd) except -1
-    cdef int _register_afresh(self, PollDesc pd, uint32_t interest) except -1
     cdef int forget(self, PollDesc pd) except -1
     cdef int wait(self, int timeout_ms) except -1
     cdef PollDesc event_desc(self, int i)
@@ -67,3 +65,7 @@ cdef class Poller:
     cdef int wakeup(self) except -1
     cdef int close(self) except -1
     cdef _close_fds(self)
+    # Added later: kept after the original methods, so that the vtable slots of those
+    # stay where modules built against the earlier declaration expect them.
+    cdef uint32_t new_gen(self) noexcept
+    cdef int _register_afresh(self, PollDesc pd, uint32_t interest) except -1
