@@ -1,18 +1,18 @@
 """Loop selection for the benchmarks: every benchmark runs once per loop, in one session.
 
 The ``loop`` fixture is parametrized over LOOP_NAMES.  A loop whose module cannot be
-imported is skipped with a reason naming it, and the session header says which loops
-are missing, so a table without gmploop never passes for a full comparison.  Set
-GMPLOOP_BENCH_REQUIRE=gmploop (a comma-separated list of names) to fail instead of skip,
-for a run whose purpose is to measure that loop.
+imported is skipped with a reason naming it, and the session header (without -q) and the
+end of the run say which loops are missing and why, so a table without gmploop never
+passes for a full comparison.  Set GMPLOOP_BENCH_REQUIRE=gmploop (a comma-separated list
+of names) to fail instead of skip, for a run whose purpose is to measure that loop.
 
-Sizes: every benchmark's size is its full-size N times GMPLOOP_BENCH_SCALE (default 1;
-0.01 is a smoke run of a few seconds).  GMPLOOP_BENCH_ROUNDS overrides the number of
-timed rounds of every benchmark.
+The size and round knobs (GMPLOOP_BENCH_SCALE, _BUDGET, _ROUNDS) are read by
+test_loop_overhead.py; README.md lists them.
 """
 import asyncio
 import importlib
 import os
+import sys
 
 import pytest
 
@@ -22,8 +22,6 @@ LOOP_NAMES = ("asyncio", "uvloop", "rloop", "gmploop")
 def _load(name):
     """Return (factory, version) for a loop name, or raise ImportError saying why not."""
     if name == "asyncio":
-        import sys
-
         return asyncio.new_event_loop, "stdlib, Python " + sys.version.split()[0]
     mod = importlib.import_module(name)
     factory = getattr(mod, "new_event_loop", None)
