@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 
 import pytest
 
@@ -30,6 +31,13 @@ LOOP_IDS = ("asyncio", "uvloop", "gmploop")
 # Applied to every compat test that has no timeout of its own: each test is expected to
 # finish in well under a second; this only bounds a loop that hangs.
 DEFAULT_TIMEOUT = 30
+
+# pytest-timeout's default method raises from a SIGALRM handler; a compiled loop blocked
+# in epoll_wait may never let that handler run (uvloop does not), so for the other loops
+# the backstop is the "thread" method (dump stacks, end the process). Before it fires, the
+# loop fixture's watchdog stops a loop that is merely waiting forever, which fails only
+# the hung test.
+WATCHDOG_FRACTION = 0.7
 
 
 def pytest_configure(config):
@@ -48,12 +56,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/compat/" not in str(item.fspath).replace(os.sep, "/"):
             continue
-        if item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+        mark = item.get_closest_marker("timeout")
+        timeout = mark.args[0] if mark is not None and mark.args else DEFAULT_TIMEOUT
         callspec = getattr(item, "callspec", None)
+        loop_name = callspec.params.get("loop_name") if callspec is not None else None
+        method = "signal" if loop_name in (None, "asyncio") else "thread"
+        item.add_marker(pytest.mark.timeout(timeout, method=method), append=False)
         if callspec is None:
             continue
-        loop_name = callspec.params.get("loop_name")
         for mark in item.iter_markers("xfail_loop"):
             (name,) = mark.args
             if name != loop_name or not mark.kwargs.get("condition", True):
@@ -149,6 +159,34 @@ def loop_factory(request, loop_name):
         f"{loop_name}: signal wakeup fd left at {wakeup_after}, was {wakeup_before}")
 
 
+class _Watchdog:
+    """Stops a loop that is still running after `delay` seconds, again every second."""
+
+    def __init__(self, loop, delay):
+        self.loop = loop
+        self.delay = delay
+        self.fired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="compat-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        if self._done.wait(self.delay):
+            return
+        self.fired = True
+        while not self._done.is_set():
+            try:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+            except RuntimeError:  # closed
+                return
+            self._done.wait(1)
+
+    def cancel(self):
+        self._done.set()
+        self._thread.join()
+
+
 @pytest.fixture
 def loop(loop_factory, request):
     """A fresh loop, current for the test, closed afterwards."""
@@ -157,15 +195,20 @@ def loop(loop_factory, request):
     logger.addHandler(errors)
     loop = loop_factory()
     asyncio.set_event_loop(loop)
+    timeout = request.node.get_closest_marker("timeout").args[0]
+    watchdog = _Watchdog(loop, timeout * WATCHDOG_FRACTION)
     try:
         yield loop
     finally:
+        watchdog.cancel()
         asyncio.set_event_loop(None)
         if not loop.is_closed():
             loop.close()
         del loop
         gc.collect()
         logger.removeHandler(errors)
+    assert not watchdog.fired, (
+        f"test hung: the watchdog stopped the loop after {watchdog.delay:.0f}s")
     if request.node.get_closest_marker("allow_loop_errors") is None:
         assert not errors.records, "unexpected errors logged by the loop:\n" + "\n".join(
             errors.format(r) for r in errors.records)

@@ -85,8 +85,9 @@ def test_loop_time_is_monotonic_clock(loop):
     assert abs(inside[0][0] - inside[0][1]) < 0.01
 
 
+@pytest.mark.xfail_loop("uvloop", reason="when() is the deadline rounded to milliseconds")
 def test_timer_handle_when_is_the_deadline(loop):
-    when = loop.time() + 10
+    when = loop.time() + 10.0001234  # off any millisecond grid
     h = loop.call_at(when, lambda: None)
     assert h.when() == when
     h.cancel()
