@@ -36,6 +36,7 @@ import fnmatch
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,10 @@ XFAIL, XPASS, TIMEOUT, CRASH = "xfail", "xpass", "timeout", "crash"
 OK_STATUSES = {PASS, XFAIL}
 BAD_STATUSES = {FAIL, ERROR, XPASS, TIMEOUT, CRASH}
 
-DEFAULT_TEST_TIMEOUT = 60.0      # seconds, one test (setUp and tearDown included)
+# Seconds for one test, setUp and tearDown included.  Above CPython's
+# support.SHORT_TIMEOUT (30 s), which tests use for their own waits, so a test
+# that fails by its own timeout reports that failure rather than being killed.
+DEFAULT_TEST_TIMEOUT = 45.0
 DEFAULT_MODULE_TIMEOUT = 900.0   # seconds, one module including restarts
 MAX_RESTARTS = 25                # new workers after hangs/crashes, per module
 RERUN_MAX_DURATION = 10.0        # failed tests slower than this are not re-run
@@ -228,12 +232,47 @@ def worker_main(args):
     return 0
 
 
+def build_fingerprint(package_file):
+    """mtimes of a loop package's modules and extensions: a rebuild changes them."""
+    if not package_file:
+        return {}
+    root = Path(package_file).parent
+    if root.parent == Path(os.__file__).parent:
+        return {}      # asyncio: the standard library does not change under us
+    prints = {}
+    for path in sorted(root.iterdir()):
+        if path.suffix in (".so", ".pyd", ".py"):
+            try:
+                prints[str(path)] = path.stat().st_mtime_ns
+            except OSError:
+                pass
+    return prints
+
+
 def _loop_info(inst):
     cls = inst.loop_class
     mod = sys.modules.get(cls.__module__.split(".")[0])
+    file = getattr(mod, "__file__", None)
     return {"class": f"{cls.__module__}.{cls.__qualname__}",
             "version": getattr(mod, "__version__", None),
-            "file": getattr(mod, "__file__", None)}
+            "file": file, "build": build_fingerprint(file)}
+
+
+def rebuilt_files(results):
+    """Files of the loop that changed during the run (an in-place rebuild)."""
+    seen = {}
+    for mod in results["modules"].values():
+        for path, mtime in ((mod.get("loop_info") or {}).get("build") or {}).items():
+            seen.setdefault(path, set()).add(mtime)
+    changed = []
+    for path, mtimes in seen.items():
+        try:
+            now = Path(path).stat().st_mtime_ns
+        except OSError:
+            now = None
+        if len(mtimes) > 1 or now not in mtimes:
+            changed.append(path)
+    return sorted(changed)
 
 
 # --------------------------------------------------------------------------
@@ -426,26 +465,38 @@ class ModuleRun:
 # --------------------------------------------------------------------------
 
 def _expected_table(loop):
+    """{key: (reason, match regex or None)} for this loop and this Python."""
     from .expected import EXPECTED
     pyver = "%d.%d" % sys.version_info[:2]
     table = {}
     for key, value in EXPECTED.get(loop, {}).items():
+        match = None
         if isinstance(value, dict):
             if "python" in value and pyver not in value["python"]:
                 continue
-            value = value["reason"]
-        table[key] = value
+            value, match = value["reason"], value.get("match")
+        table[key] = (value, match)
     return table
 
 
-def expected_reason(loop, test_id):
+def _is_pattern(key):
+    return any(c in key for c in "*?[")
+
+
+def expected_entry(loop, test_id):
+    """(reason, match) if ``test_id`` is listed as an expected failure, else None."""
     table = _expected_table(loop)
     if test_id in table:
         return table[test_id]
-    for key, reason in table.items():
-        if any(c in key for c in "*?[") and fnmatch.fnmatchcase(test_id, key):
-            return reason
+    for key, entry in table.items():
+        if _is_pattern(key) and fnmatch.fnmatchcase(test_id, key):
+            return entry
     return None
+
+
+def expected_reason(loop, test_id):
+    entry = expected_entry(loop, test_id)
+    return entry[0] if entry else None
 
 
 def module_counts(mod):
@@ -493,19 +544,24 @@ def classify(loop, results):
             if rec.get("flaky"):
                 flaky.append({"id": tid, "module": name, "first_status": rec["first_status"]})
             if rec["status"] in BAD_STATUSES:
-                reason = expected_reason(loop, tid)
+                listed = expected_entry(loop, tid)
                 entry = {"id": tid, "module": name, "status": rec["status"],
                          "touched": rec.get("touched"),
                          "summary": rec.get("summary") or _last_line(rec.get("detail")),
                          "detail": rec.get("detail")}
-                if reason is None:
+                if listed is None:
+                    unexpected.append(entry)
+                elif listed[1] and not re.search(listed[1], _last_line(rec.get("detail"))):
+                    # Listed for one reason, failing for another: that is news.
+                    entry["summary"] = (f"listed in expected.py ({listed[0]}) but the failure "
+                                        f"does not match {listed[1]!r}: {entry['summary']}")
                     unexpected.append(entry)
                 else:
-                    entry["reason"] = reason
+                    entry["reason"] = listed[0]
                     expected.append(entry)
     now_passing = []
-    for key, reason in _expected_table(loop).items():
-        if any(c in key for c in "*?["):
+    for key, (reason, _) in _expected_table(loop).items():
+        if _is_pattern(key):
             matched = [t for t in seen_status if fnmatch.fnmatchcase(t, key)]
         else:
             matched = [key] if key in seen_status else []
@@ -561,10 +617,21 @@ def print_summary(results, out=sys.stdout, verbose=False):
         print(_fmt_row(r, widths), file=out)
 
     unexpected, expected, now_passing, flaky = classify(loop, results)
+    if results.get("rebuilt_during_run"):
+        print(f"\nWARNING: {loop}'s files changed while the run was going (rebuilt in "
+              "place?); results of modules run around then are not trustworthy:", file=out)
+        for path in results["rebuilt_during_run"]:
+            print(f"  {path}", file=out)
     if expected:
         print(f"\nExpected failures ({len(expected)}, listed in expected.py):", file=out)
+        by_reason = {}
         for e in expected:
-            print(f"  {e['id']}  [{e['status']}]  -- {e['reason']}", file=out)
+            by_reason.setdefault(e["reason"], []).append(e)
+        for reason, entries in by_reason.items():
+            print(f"  [{len(entries)}] {reason}", file=out)
+            if verbose or len(entries) <= 3:
+                for e in entries:
+                    print(f"        {e['id']}  [{e['status']}]", file=out)
     if flaky:
         print(f"\nFlaky: failed, then passed when re-run alone ({len(flaky)}):", file=out)
         for e in flaky:
@@ -588,6 +655,13 @@ def print_summary(results, out=sys.stdout, verbose=False):
     return unexpected
 
 
+def _with_expected(vals, n_expected):
+    vals = list(vals)
+    if n_expected:
+        vals[2] = f"{vals[2]} ({n_expected} exp.)"
+    return vals
+
+
 def print_compare(all_results, out=sys.stdout):
     loops = list(all_results)
     names = []
@@ -597,13 +671,14 @@ def print_compare(all_results, out=sys.stdout):
                 names.append(n)
     pyver = next(iter(all_results.values()))["python"]
     print(f"\nCPython {pyver} test_asyncio, per module: tests run on each loop / passed / "
-          "failed (failures+errors+hangs) / skipped / not touched (never created the "
-          "loop under test)\n", file=out)
+          "failed (failures+errors+hangs; 'exp.': of which listed in expected.py) / "
+          "skipped / not touched (never created the loop under test)\n", file=out)
     head = ["module"]
     for lp in loops:
         head += [f"{lp} run", "pass", "fail", "skip", "not touched"]
     rows = []
-    totals = {lp: [0] * 5 for lp in loops}
+    totals = {lp: [0] * 6 for lp in loops}
+    expected = {lp: classify(all_results[lp]["loop"], all_results[lp])[1] for lp in loops}
     for n in names:
         row = [n]
         for lp in loops:
@@ -615,12 +690,13 @@ def print_compare(all_results, out=sys.stdout):
             on, off = c["on_loop"], c["not_touched"]
             vals = [on["run"], on["passed"], on["failed"] + on["errors"], on["skipped"],
                     off["total"]]
-            totals[lp] = [a + b for a, b in zip(totals[lp], vals)]
-            row += vals
+            n_expected = sum(1 for e in expected[lp] if e["module"] == n)
+            totals[lp] = [a + b for a, b in zip(totals[lp], vals + [n_expected])]
+            row += _with_expected(vals, n_expected)
         rows.append(row)
     total_row = ["**total**"]
     for lp in loops:
-        total_row += totals[lp]
+        total_row += _with_expected(totals[lp][:5], totals[lp][5])
     rows.append(total_row)
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 
@@ -695,12 +771,37 @@ def run_loop(loop, module_names, opts, log=sys.stderr):
         if info and "loop_info" not in results:
             results["loop_info"] = info
     results["duration"] = round(time.monotonic() - t0, 2)
+    results["rebuilt_during_run"] = rebuilt_files(results)
     unexpected, expected, now_passing, flaky = classify(loop, results)
     results["unexpected_failures"] = unexpected
     results["expected_failures"] = expected
     results["unexpectedly_passing"] = now_passing
     results["flaky"] = flaky
     return results
+
+
+def show_saved(paths, verbose=False):
+    """Summaries and a comparison table from saved results, re-checked against
+    the current expected.py."""
+    all_results = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for res in (data["results"].values() if "compare" in data else [data]):
+            key = res["loop"]
+            if key in all_results or len({r["python"] for r in all_results.values()}
+                                         | {res["python"]}) > 1:
+                key = f"{res['loop']}@{res['python']}"
+            all_results[key] = res
+    failed = False
+    for res in all_results.values():
+        if sys.version_info[:2] != tuple(int(x) for x in res["python"].split(".")[:2]):
+            print(f"\n(note: {res['loop']} results are from Python {res['python']}; "
+                  "version-specific expected.py entries are applied for this Python)")
+        if print_summary(res, verbose=verbose):
+            failed = True
+    if len(all_results) > 1:
+        print_compare(all_results)
+    return 1 if failed else 0
 
 
 def main(argv=None):
@@ -728,6 +829,9 @@ def main(argv=None):
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print tracebacks of unexpected failures")
     p.add_argument("--list", action="store_true", help="list known modules and exit")
+    p.add_argument("--from-json", nargs="+", metavar="PATH",
+                   help="do not run: print summaries (and a comparison table if several) "
+                        "from files written by --json")
     # Worker mode (internal).
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--worker-module", help=argparse.SUPPRESS)
@@ -750,6 +854,9 @@ def main(argv=None):
                 why = modlist.available(n)
                 print(f"  {n}" + (f"  (unavailable: {why})" if why else ""))
         return 0
+
+    if opts.from_json:
+        return show_saved(opts.from_json, verbose=opts.verbose)
 
     from .loops import LOOP_NAMES
     loops = [s.strip() for s in opts.compare.split(",")] if opts.compare else [opts.loop]

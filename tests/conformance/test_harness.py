@@ -111,3 +111,17 @@ def test_expected_list_matching(probe, monkeypatch):
                                                                "test_f_crashes"}
     assert {e["reason"] for e in expected} == {"deliberate", "pattern"}
     assert [e["id"] for e in now_passing] == ["harness_probe.Probe.test_a_touches_loop"]
+
+
+def test_expected_entry_must_fail_for_its_reason(probe, monkeypatch):
+    _, result, _ = probe
+    monkeypatch.setitem(expected_mod.EXPECTED, "asyncio", {
+        "harness_probe.Probe.test_c_fails_on_loop": {
+            "reason": "needs a private attribute", "match": r"_private_thing"},
+        "harness_probe.Probe.test_k_subtest_fails": {
+            "reason": "the subtest assertion", "match": r"AssertionError: 1 == 1"},
+    })
+    unexpected, expected, _, _ = run.classify("asyncio", result)
+    by_id = {e["id"].rsplit(".", 1)[1]: e for e in unexpected}
+    assert "does not match" in by_id["test_c_fails_on_loop"]["summary"]
+    assert [e["id"].rsplit(".", 1)[1] for e in expected] == ["test_k_subtest_fails"]
