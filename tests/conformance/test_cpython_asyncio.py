@@ -28,9 +28,9 @@ from . import modules as modlist
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOP = os.environ.get("GMPLOOP_CONFORMANCE_LOOP", "gmploop")
 
-# The runner bounds each module itself (MODULE_TIMEOUT, restarts included);
-# the subprocess timeout is the backstop if the runner itself wedges.
-TEST_TIMEOUT = 60
+# The runner bounds each test (its --test-timeout default) and each module
+# (MODULE_TIMEOUT, restarts included); the subprocess timeout is the backstop
+# if the runner itself wedges.
 MODULE_TIMEOUT = 600
 SUBPROCESS_TIMEOUT = MODULE_TIMEOUT + 120
 
@@ -66,8 +66,7 @@ def test_cpython_asyncio_module(module, tmp_path):
         pytest.skip(f"not on this Python: {why}")
     out = tmp_path / "result.json"
     cmd = [sys.executable, "-m", "tests.conformance.run", "--loop", LOOP, module,
-           "--json", str(out), "--test-timeout", str(TEST_TIMEOUT),
-           "--module-timeout", str(MODULE_TIMEOUT)]
+           "--json", str(out), "--module-timeout", str(MODULE_TIMEOUT)]
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=SUBPROCESS_TIMEOUT)
