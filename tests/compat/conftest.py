@@ -150,6 +150,8 @@ def loop_factory(request, loop_name):
     wakeup_before = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(wakeup_before)
     yield factory
+    if request.node.get_closest_marker("xfail") is not None:
+        return  # a known deviation: its leftovers are part of the deviation
     gc.collect()
     after = _open_fds()
     leaked = {fd: target for fd, target in after.items() if fd not in before}
@@ -207,6 +209,8 @@ def loop(loop_factory, request):
         del loop
         gc.collect()
         logger.removeHandler(errors)
+    if request.node.get_closest_marker("xfail") is not None:
+        return  # a known deviation: its leftovers are part of the deviation
     assert not watchdog.fired, (
         f"test hung: the watchdog stopped the loop after {watchdog.delay:.0f}s")
     if request.node.get_closest_marker("allow_loop_errors") is None:
