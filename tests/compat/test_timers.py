@@ -38,12 +38,28 @@ def test_call_at_runs_in_deadline_order(loop):
     assert seen == [0.01, 0.02, 0.03]
 
 
-def test_equal_deadlines_all_run_once_in_one_iteration(loop):
-    ticker = Ticker(loop)
+def test_equal_deadlines_all_run_once(loop):
     seen = []
     when = loop.time() + 0.02
     for i in range(50):
+        loop.call_at(when, seen.append, i)
+    loop.call_at(when + 0.02, loop.stop)
+    loop.run_forever()
+    assert sorted(seen) == list(range(50))
+
+
+@pytest.mark.xfail_loop("uvloop", strict=False,
+                        reason="call_at becomes a millisecond delay from a clock read at "
+                        "each call, so one deadline sometimes lands on two milliseconds "
+                        "(timing-dependent, hence not strict)")
+def test_equal_deadlines_run_in_one_iteration(loop):
+    ticker = Ticker(loop)
+    seen = []
+    when = loop.time() + 0.05
+    for i in range(50):
+        # the same absolute deadline, scheduled over ~10 ms
         loop.call_at(when, lambda i=i: seen.append((i, ticker.n)))
+        time.sleep(0.0002)
     loop.call_at(when + 0.02, loop.stop)
     loop.run_forever()
     ticker.stop()
