@@ -151,13 +151,13 @@ def loop_factory(request, loop_name):
     wakeup_before = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(wakeup_before)
     yield factory
+    wakeup_after = signal.set_wakeup_fd(wakeup_before)  # restore it in any case
     if request.node.get_closest_marker("xfail") is not None:
         return  # a known deviation: its leftovers are part of the deviation
     gc.collect()
     after = _open_fds()
     leaked = {fd: target for fd, target in after.items() if fd not in before}
     assert len(after) <= len(before), f"{loop_name}: file descriptors leaked: {leaked}"
-    wakeup_after = signal.set_wakeup_fd(wakeup_before)
     assert wakeup_after == wakeup_before, (
         f"{loop_name}: signal wakeup fd left at {wakeup_after}, was {wakeup_before}")
 
