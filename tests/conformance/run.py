@@ -232,18 +232,17 @@ def worker_main(args):
     return 0
 
 
-def build_fingerprint(package_file):
-    """mtimes of a loop package's modules and extensions: a rebuild changes them."""
-    if not package_file:
-        return {}
-    root = Path(package_file).parent
-    if root.parent == Path(os.__file__).parent:
-        return {}      # asyncio: the standard library does not change under us
+def build_fingerprint(package):
+    """mtimes of the files this process loaded from a loop's package (its .py
+    modules and extensions): an in-place rebuild changes them."""
+    if package == "asyncio":
+        return {}      # the standard library does not change under us
     prints = {}
-    for path in sorted(root.iterdir()):
-        if path.suffix in (".so", ".pyd", ".py"):
+    for name, mod in list(sys.modules.items()):
+        file = getattr(mod, "__file__", None)
+        if file and (name == package or name.startswith(package + ".")):
             try:
-                prints[str(path)] = path.stat().st_mtime_ns
+                prints[file] = os.stat(file).st_mtime_ns
             except OSError:
                 pass
     return prints
@@ -255,7 +254,7 @@ def _loop_info(inst):
     file = getattr(mod, "__file__", None)
     return {"class": f"{cls.__module__}.{cls.__qualname__}",
             "version": getattr(mod, "__version__", None),
-            "file": file, "build": build_fingerprint(file)}
+            "file": file, "build": build_fingerprint(cls.__module__.split(".")[0])}
 
 
 def rebuilt_files(results):
@@ -602,6 +601,9 @@ def print_summary(results, out=sys.stdout, verbose=False):
     for name, mod in results["modules"].items():
         if mod["status"] == "unavailable":
             rows.append([name, "-", "-", "-", "-", "-", "-", "-", "n/a"])
+            continue
+        if mod["status"] == "fatal":
+            rows.append([name + " !", "-", "-", "-", "-", "-", "-", "-", "NOT RUN"])
             continue
         c = module_counts(mod)
         on, off = c["on_loop"], c["not_touched"]
