@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 
 import pytest
@@ -116,6 +117,20 @@ class _ErrorRecords(logging.Handler):
 _warmed_up = set()
 
 
+def _release_previous_failure():
+    """Collect what an earlier failed (or xfailed) test left alive.
+
+    pytest keeps the last exception in sys.last_* for post-mortem debugging; its frames
+    can hold that test's loop, tasks and sockets, whose finalizers would otherwise log
+    or close fds in the middle of the next test and be blamed on it.
+    """
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        if hasattr(sys, name):
+            setattr(sys, name, None)
+    gc.collect()
+
+
+
 def _warm_up(name, factory):
     """Create, run and close one loop, once per process and loop kind.
 
@@ -146,7 +161,7 @@ def loop_factory(request, loop_name):
         "gmploop": _gmploop_factory,
     }[loop_name]()
     _warm_up(loop_name, factory)
-    gc.collect()
+    _release_previous_failure()
     before = _open_fds()
     wakeup_before = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(wakeup_before)
