@@ -311,3 +311,96 @@ def test_future_done_callbacks_are_scheduled_not_called(loop):
 
     run(loop, main())
     assert seen == ["after set_result", ("done", 42), "after sleep(0)"]
+
+
+def test_call_soon_fifo_at_volume(loop):
+    # Enough callbacks to overflow any fixed-size ring, queued from outside the loop and
+    # then from inside a callback.
+    n = 200_000
+    seen = []
+    for i in range(n):
+        loop.call_soon(seen.append, i)
+
+    def schedule_more():
+        for i in range(n, 2 * n):
+            loop.call_soon(seen.append, i)
+
+    loop.call_soon(schedule_more)
+    run_iterations(loop, 2)
+    assert seen == list(range(2 * n))
+
+
+def test_call_soon_and_call_soon_threadsafe_share_one_fifo(loop):
+    seen = []
+    for i in range(100):
+        method = loop.call_soon if i % 3 else loop.call_soon_threadsafe
+        method(seen.append, i)
+
+    def inside():
+        for i in range(100, 200):
+            method = loop.call_soon if i % 3 else loop.call_soon_threadsafe
+            method(seen.append, i)
+
+    loop.call_soon(inside)
+    run_iterations(loop, 2)
+    assert seen == list(range(200))
+
+
+def test_io_callbacks_run_before_timers_in_one_iteration(loop):
+    # In _run_once the ready fds are queued first, then the expired timers.
+    seen = []
+    with socketpair() as (rsock, wsock):
+        def reader():
+            seen.append("reader")
+            rsock.recv(100)
+
+        def setup():
+            wsock.send(b"x")
+            loop.call_at(loop.time() - 1, seen.append, "timer")
+
+        loop.add_reader(rsock, reader)
+        loop.call_soon(setup)
+        run_iterations(loop, 3)
+        loop.remove_reader(rsock)
+    assert seen == ["reader", "timer"]
+
+
+@pytest.mark.xfail_loop("uvloop", reason="libuv runs expired timers before the callbacks "
+                        "queued with call_soon")
+def test_timer_callback_schedules_for_next_iteration(loop):
+    seen = []
+
+    def timer():
+        seen.append("timer")
+        loop.call_soon(seen.append, "soon from timer")
+        loop.call_later(0, seen.append, "later(0) from timer")
+
+    loop.call_at(loop.time() - 1, timer)
+    loop.call_soon(seen.append, "soon")
+    run_iterations(loop, 3)
+    assert seen == ["soon", "timer", "soon from timer", "later(0) from timer"]
+
+
+def test_self_rescheduling_zero_delay_timer_does_not_starve_io(loop):
+    with socketpair() as (rsock, wsock):
+        spins = [0]
+        handle = [None]
+        fired_at = []
+
+        def spin():
+            spins[0] += 1
+            handle[0] = loop.call_later(0, spin)
+
+        def reader():
+            fired_at.append(spins[0])
+            rsock.recv(100)
+            loop.stop()
+
+        wsock.send(b"x")
+        loop.add_reader(rsock, reader)
+        handle[0] = loop.call_later(0, spin)
+        loop.call_later(5, loop.stop)  # bound
+        loop.run_forever()
+        handle[0].cancel()
+        loop.remove_reader(rsock)
+    assert fired_at and fired_at[0] <= 2

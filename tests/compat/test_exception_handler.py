@@ -268,3 +268,38 @@ def test_no_slow_callback_log_without_debug(loop, caplog):
     loop.call_soon(time.sleep, 0.03)
     run_iterations(loop, 1)
     assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+def test_handler_context_for_timer_exception(loop):
+    calls = []
+    loop.set_exception_handler(lambda lp, ctx: calls.append(ctx))
+    h = loop.call_later(0.001, boom)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert len(calls) == 1
+    assert calls[0]["message"].startswith("Exception in callback")
+    assert isinstance(calls[0]["exception"], Boom)
+    assert calls[0]["handle"] is h
+
+
+def test_debug_tracks_coroutine_origin_while_running(loop):
+    saved = sys.get_coroutine_origin_tracking_depth()
+    loop.set_debug(True)
+    depths = []
+
+    async def main():
+        depths.append(sys.get_coroutine_origin_tracking_depth())
+
+    run(loop, main())
+    assert depths[0] > 0
+    assert sys.get_coroutine_origin_tracking_depth() == saved
+
+
+def test_debug_run_in_executor_rejects_coroutine_function(loop):
+    loop.set_debug(True)
+
+    async def coro_fn():
+        pass
+
+    with pytest.raises(TypeError, match=r"coroutines cannot be used with run_in_executor\(\)"):
+        loop.run_in_executor(None, coro_fn)

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from .support import Ticker, run_iterations, socketpair
+from .support import Ticker, drain, run_iterations, socketpair
 
 
 class FilenoOnly:
@@ -354,3 +354,110 @@ def test_many_fds(loop):
             r.close()
             w.close()
     assert seen == set(range(0, 200, 2))
+
+
+# --- readiness that arrived while nobody was listening ------------------------------------
+# A poller that registers each fd once, edge-triggered, sees one edge per change. These
+# cases have no new edge after the (re-)registration, yet asyncio's level-triggered
+# add_reader/add_writer must fire.
+
+
+def test_reader_added_after_data_arrived(loop):
+    seen = []
+    with socketpair() as (rsock, wsock):
+        wsock.send(b"early")
+        run_iterations(loop, 2)
+        loop.add_reader(rsock, lambda: (seen.append(rsock.recv(100)),
+                                        loop.remove_reader(rsock)))
+        run_iterations(loop, 2)
+    assert seen == [b"early"]
+
+
+def test_reader_re_added_after_data_arrived_while_removed(loop):
+    seen = []
+    with socketpair() as (rsock, wsock):
+        loop.add_reader(rsock, seen.append, "first")
+        run_iterations(loop, 2)
+        loop.remove_reader(rsock)
+        wsock.send(b"while removed")
+        run_iterations(loop, 2)
+        assert seen == []
+        loop.add_reader(rsock, lambda: (seen.append(rsock.recv(100)),
+                                        loop.remove_reader(rsock)))
+        run_iterations(loop, 2)
+    assert seen == [b"while removed"]
+
+
+def test_writer_re_added_on_a_socket_that_stayed_writable(loop):
+    seen = []
+    with socketpair() as (a, b):
+        loop.add_writer(a, seen.append, "first")
+        run_iterations(loop, 2)
+        loop.remove_writer(a)
+        assert "first" in seen
+        run_iterations(loop, 2)
+        seen.clear()
+        loop.add_writer(a, seen.append, "again")
+        run_iterations(loop, 2)
+        loop.remove_writer(a)
+    assert seen and set(seen) == {"again"}
+
+
+def test_reader_fires_for_new_data_after_draining(loop):
+    seen = []
+    with socketpair() as (rsock, wsock):
+        def reader():
+            seen.append(rsock.recv(100))
+
+        loop.add_reader(rsock, reader)
+        for i in range(5):
+            wsock.send(b"chunk %d" % i)
+            run_iterations(loop, 2)
+        loop.remove_reader(rsock)
+    assert seen == [b"chunk %d" % i for i in range(5)]
+
+
+def test_reader_partial_read_then_re_added_in_callback(loop):
+    seen = []
+    with socketpair() as (rsock, wsock):
+        def reader():
+            seen.append(rsock.recv(2))
+            loop.remove_reader(rsock)
+            if len(seen) < 3:
+                loop.add_reader(rsock, reader)
+
+        wsock.send(b"aabbcc")
+        loop.add_reader(rsock, reader)
+        run_iterations(loop, 6)
+        loop.remove_reader(rsock)
+    assert seen == [b"aa", b"bb", b"cc"]
+
+
+def test_writer_fires_again_when_buffer_drains(loop):
+    with socketpair() as (a, b):
+        while True:  # fill a's send buffer
+            try:
+                a.send(b"x" * 65536)
+            except BlockingIOError:
+                break
+        seen = []
+        loop.add_writer(a, lambda: (seen.append("writable"), loop.remove_writer(a)))
+        run_iterations(loop, 3)
+        assert seen == []
+        drain(b)
+        loop.call_later(5, loop.stop)  # bound
+        for _ in range(100):
+            run_iterations(loop, 1)
+            if seen:
+                break
+        loop.remove_writer(a)
+    assert seen == ["writable"]
+
+
+def test_close_leaves_registered_sockets_open(loop):
+    with socketpair() as (rsock, wsock):
+        loop.add_reader(rsock, lambda: None)
+        loop.add_writer(wsock, lambda: None)
+        loop.close()
+        wsock.send(b"still open")
+        assert rsock.recv(100) == b"still open"

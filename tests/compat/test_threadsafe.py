@@ -1,5 +1,6 @@
 """call_soon_threadsafe, and the thread check asyncio makes in debug mode."""
 
+import asyncio
 import threading
 import time
 
@@ -135,3 +136,83 @@ def test_debug_thread_check_is_off_when_loop_not_running(loop):
     th.join(STEP_TIMEOUT)
     run_iterations(loop, 1)
     assert seen == [1]
+
+
+@pytest.mark.timeout(60)
+def test_call_soon_threadsafe_ping_pong_never_loses_a_wakeup(loop):
+    # Each round the loop has gone back to sleep in its poll before the next call
+    # arrives: a lost wakeup shows up as a hang.
+    rounds = 2000
+    pong = threading.Event()
+    done = loop.create_future()
+    count = [0]
+
+    def on_ping():
+        count[0] += 1
+        pong.set()
+        if count[0] == rounds:
+            done.set_result(None)
+
+    def pinger():
+        for _ in range(rounds):
+            pong.clear()
+            loop.call_soon_threadsafe(on_ping)
+            if not pong.wait(5):
+                return
+
+    th = threading.Thread(target=pinger)
+    th.start()
+    try:
+        run(loop, done, timeout=50)
+    finally:
+        th.join()
+    assert count[0] == rounds
+
+
+@pytest.mark.timeout(60)
+def test_loops_in_several_threads_are_independent(loop_factory):
+    n = 4
+    results = {}
+    loops = {}
+    posts = {}
+    ready = threading.Barrier(n + 1)
+
+    def worker(k):
+        lp = loop_factory()
+        loops[k] = lp
+        got = []
+
+        async def main():
+            done = lp.create_future()
+
+            def on_post(i):
+                got.append(i)
+                if len(got) == 100:
+                    done.set_result(None)
+
+            posts[k] = on_post
+            ready.wait()  # every loop runs: the main thread may post to it
+            for _ in range(10):
+                await asyncio.sleep(0.001)
+            await asyncio.wait_for(done, 30)
+            assert asyncio.get_running_loop() is lp
+            return got
+
+        try:
+            results[k] = lp.run_until_complete(main())
+        except BaseException as exc:
+            results[k] = exc
+        finally:
+            lp.close()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n)]
+    for th in threads:
+        th.start()
+    ready.wait()
+    time.sleep(0.01)
+    for i in range(100):
+        for k in range(n):
+            loops[k].call_soon_threadsafe(posts[k], i)
+    for th in threads:
+        th.join()
+    assert results == {k: list(range(100)) for k in range(n)}
