@@ -14,10 +14,12 @@ classes to leave out.  To add a module, append its name to a list below; add a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import importlib.util
 import unittest
+import warnings
 
 PACKAGE = "test.test_asyncio"
 
@@ -69,6 +71,9 @@ class Binding:
     setup_loop: bool = False
     # Hide the test methods that come from these mixins (keep only their setUp).
     hide_tests_of: tuple[str, ...] = ()
+    # Start each test from the policy's default child watcher (see
+    # _reset_child_watcher).
+    reset_child_watcher: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +102,8 @@ SPECS = {
     "test_events_subprocess": ModuleSpec(
         "test_events_subprocess", "test_events",
         bindings=(Binding("SubprocessTests", ("SubprocessTestsMixin", "EventLoopTestsMixin"),
-                          hide_tests_of=("EventLoopTestsMixin",)),),
+                          hide_tests_of=("EventLoopTestsMixin",),
+                          reset_child_watcher=True),),
         only_bindings=True),
     "test_sock_lowlevel": ModuleSpec(
         "test_sock_lowlevel", "test_sock_lowlevel",
@@ -127,7 +133,8 @@ SPECS = {
     # replaces them.  The module's other classes stay.
     "test_subprocess": ModuleSpec(
         "test_subprocess", "test_subprocess",
-        bindings=(Binding("SubprocessLoopTests", ("SubprocessMixin",), setup_loop=True),),
+        bindings=(Binding("SubprocessLoopTests", ("SubprocessMixin",), setup_loop=True,
+                          reset_child_watcher=True),),
         drop_subclasses_of=("SubprocessMixin",)),
 }
 
@@ -148,6 +155,27 @@ def available(name):
     return None
 
 
+def _reset_child_watcher():
+    """Put the policy's child watcher back to its default, where there is one.
+
+    On 3.11-3.13 asyncio's loop reaps children through a watcher kept in the
+    policy, and the policy lives on from test to test.  CPython's own
+    subprocess classes install a fresh watcher in every setUp; without that,
+    a watcher a previous test left behind (test_subprocess.GenericWatcherTests
+    leaves an inactive mock) breaks every later subprocess test on asyncio's
+    loop.  ``set_child_watcher(None)`` makes the policy build its default
+    watcher on next use.  Policies without watchers (uvloop's, gmploop's,
+    3.14+) are left alone: those loops reap their own children.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy = asyncio.get_event_loop_policy()
+        try:
+            policy.set_child_watcher(None)
+        except (NotImplementedError, AttributeError):
+            pass
+
+
 def _bind(mod, binding, installation):
     from test.test_asyncio import utils as test_utils
 
@@ -155,11 +183,14 @@ def _bind(mod, binding, installation):
     base = test_utils.TestCase if binding.base == "test_utils" else unittest.TestCase
     ns = {binding.method: lambda self: installation.factory(),
           "__module__": mod.__name__, "__qualname__": binding.name}
-    if binding.setup_loop:
+    if binding.setup_loop or binding.reset_child_watcher:
         def setUp(self):
+            if binding.reset_child_watcher:
+                _reset_child_watcher()
             super(cls, self).setUp()
-            self.loop = installation.factory()
-            self.set_event_loop(self.loop)
+            if binding.setup_loop:
+                self.loop = installation.factory()
+                self.set_event_loop(self.loop)
         ns["setUp"] = setUp
     cls = type(binding.name, mixins + (base,), ns)
     keep = set()
