@@ -83,7 +83,7 @@ def test_cpython_asyncio_module(module, tmp_path):
                       f"(was: {entry['reason']})")
     for entry in result.get("flaky", []):
         warnings.warn(f"[{LOOP}] {entry['id']} is flaky: failed ({entry['first_status']}), "
-                      "then passed when re-run alone")
+                      "then passed when the module was run again")
     if proc.returncode != 0 or result.get("unexpected_failures"):
         n = len(result.get("unexpected_failures", []))
         pytest.fail(f"{module} on {LOOP}: {n} unexpected failures "

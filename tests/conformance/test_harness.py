@@ -47,7 +47,7 @@ def test_exit_status_reports_unexpected_failures(probe):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     ids = {e["id"].rsplit(".", 1)[1] for e in result["unexpected_failures"]}
     assert ids == {"test_c_fails_on_loop", "test_d_hangs", "test_f_crashes",
-                   "test_k_subtest_fails"}
+                   "test_k_subtest_fails", "test_n_order_dependent"}
 
 
 @pytest.mark.parametrize("name,status,touched", [
@@ -64,6 +64,7 @@ def test_exit_status_reports_unexpected_failures(probe):
     ("test_k_subtest_fails", "fail", True),
     ("test_l_flaky", "pass", True),
     ("test_m_own_loop_only", "pass", False),
+    ("test_n_order_dependent", "fail", True),
     ("test_runs_on_loop", "pass", True),
 ])
 def test_outcome_and_accounting(probe, name, status, touched):
@@ -95,6 +96,7 @@ def test_untouched_tests_are_not_loop_passes(probe):
     counts = run.module_counts(result["modules"]["harness_probe"])
     assert counts["not_touched"]["total"] == 4          # b, h, j, m
     assert counts["on_loop"]["passed"] == 6             # a, e, g, i, l, IsolatedProbe
+    assert counts["on_loop"]["run"] == 11               # and c, d, f, k, n
 
 
 def test_expected_list_matching(probe, monkeypatch):
@@ -107,8 +109,8 @@ def test_expected_list_matching(probe, monkeypatch):
                                             "python": ["2.7"]},
     })
     unexpected, expected, now_passing, _ = run.classify("asyncio", result)
-    assert {e["id"].rsplit(".", 1)[1] for e in unexpected} == {"test_d_hangs",
-                                                               "test_f_crashes"}
+    assert {e["id"].rsplit(".", 1)[1] for e in unexpected} == {
+        "test_d_hangs", "test_f_crashes", "test_n_order_dependent"}
     assert {e["reason"] for e in expected} == {"deliberate", "pattern"}
     assert [e["id"] for e in now_passing] == ["harness_probe.Probe.test_a_touches_loop"]
 
