@@ -51,3 +51,6 @@ cdef class Loop:
     cdef bint _remove_writer(self, int fd) except -1
     cdef int _run_handle_debug(self, Handle h) except -1
     cdef int _handle_signal(self, int sig) except -1
+    cdef PollDesc _sock_desc(self, object sock, int fd)
+    cdef _drop_sock_desc(self, PollDesc pd)
+    cdef PollDesc _level_desc(self, int fd)

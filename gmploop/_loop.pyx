@@ -48,6 +48,7 @@ Races it must survive
   queued handle, so the stale callback does not run.
 """
 
+cimport cython
 from cpython.object cimport PyObject
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t
@@ -295,7 +296,11 @@ cdef class Loop:
             if pd is None:
                 continue
             flags = self.poller.event_flags(i)
-            if pd.mode == PD_LEVEL:
+            # Level registrations (add_reader) and edge registrations of sockets
+            # awaited by sock_* both keep their waiting handles in reader/writer: a
+            # level fd repeats while ready, an edge fd reports each change once, and
+            # its waiters retry the syscall (see 'Socket waits' below).
+            if pd.mode == PD_LEVEL or pd.mode == PD_EDGE:
                 if flags & ~GP_OUT and pd.reader is not None:
                     h = <Handle>pd.reader
                     if not h._cancelled:
@@ -758,7 +763,7 @@ cdef class Loop:
         cdef Handle h
         self._check_closed()
         h = new_handle(callback, args, None, self)
-        pd = self.poller.desc_for(fd)
+        pd = self._level_desc(fd)
         old = pd.reader
         try:
             self.poller.set_level(pd, GP_IN | (GP_OUT if pd.writer is not None else 0))
@@ -776,7 +781,7 @@ cdef class Loop:
         cdef Handle h
         self._check_closed()
         h = new_handle(callback, args, None, self)
-        pd = self.poller.desc_for(fd)
+        pd = self._level_desc(fd)
         old = pd.writer
         try:
             self.poller.set_level(pd, GP_OUT | (GP_IN if pd.reader is not None else 0))
@@ -794,10 +799,15 @@ cdef class Loop:
         if self._closed:
             return False
         pd = self.poller.lookup(fd)
-        if pd is None or pd.reader is None or pd.mode == PD_EDGE:
+        if pd is None or pd.reader is None:
             return False
         h = pd.reader
         pd.reader = None
+        if pd.mode == PD_EDGE:
+            # A pending sock_* wait: cancelled, as asyncio's remove_reader would; the
+            # edge registration stays for the socket's next wait.
+            (<Handle>h).cancel()
+            return True
         try:
             if pd.writer is None:
                 self.poller.set_level(pd, 0)
@@ -813,10 +823,13 @@ cdef class Loop:
         if self._closed:
             return False
         pd = self.poller.lookup(fd)
-        if pd is None or pd.writer is None or pd.mode == PD_EDGE:
+        if pd is None or pd.writer is None:
             return False
         h = pd.writer
         pd.writer = None
+        if pd.mode == PD_EDGE:
+            (<Handle>h).cancel()
+            return True
         try:
             if pd.reader is None:
                 self.poller.set_level(pd, 0)
@@ -967,17 +980,82 @@ cdef class Loop:
         if handle is None or not handle.cancelled():
             self.remove_writer(fd)
 
+    # Socket waits
+    # ------------
+    # A sock_* coroutine tries its syscall first and waits only after EAGAIN. The wait
+    # registers the socket once, edge-triggered for both directions, and leaves it
+    # registered: the next wait on the same socket costs no epoll_ctl, where asyncio's
+    # selector loop pays two per wait (add and remove). Edges are safe here because
+    # every waiter retries its syscall when woken and waits again on EAGAIN: data that
+    # arrived before the wait was taken by the first try, data after it raises a new
+    # edge. The descriptor remembers the socket by weak reference: a socket closed
+    # behind the loop's back and an fd number reused by another one are told apart
+    # ('Stale events' in _poller.pyx), and the loop never keeps a socket alive.
+    # An fd watched with add_reader/add_writer keeps its level registration, and
+    # sock_* on it waits the level way, as asyncio's does.
+
+    cdef PollDesc _sock_desc(self, object sock, int fd):
+        """The edge registration for sock's fd, or None if fd is level-registered."""
+        cdef PollDesc pd = self.poller.lookup(fd)
+        if pd is not None:
+            if pd.mode == PD_LEVEL:
+                return None
+            if pd.mode == PD_EDGE:
+                owner = pd.owner
+                if type(owner) is _SockRef and (<_SockRef>owner).ref() is sock:
+                    return pd
+                # Another socket had this number and was closed without telling us.
+                self._drop_sock_desc(pd)
+            else:
+                self.poller.forget(pd)
+        pd = self.poller.desc_for(fd)
+        self.poller.set_edge(pd)
+        pd.owner = _SockRef(sock)
+        return pd
+
+    cdef _drop_sock_desc(self, PollDesc pd):
+        for h in (pd.reader, pd.writer):
+            if h is not None:
+                (<Handle>h).cancel()
+        self.poller.forget(pd)
+
+    cdef PollDesc _level_desc(self, int fd):
+        """fd's descriptor for add_reader/add_writer, taken over from sock_* waits
+        (whose pending waits are cancelled, as asyncio's add_reader replaces them)."""
+        cdef PollDesc pd = self.poller.lookup(fd)
+        if pd is not None and pd.mode == PD_EDGE:
+            self._drop_sock_desc(pd)
+        return self.poller.desc_for(fd)
+
     def _wait_readable(self, fut, sock, callback, *args):
-        """Retry callback(fut, sock, *args) each time sock is readable until fut is
-        done; the reader is removed when fut completes or is cancelled."""
-        fd = sock.fileno()
-        handle = self._add_reader(_fileobj_to_fd(fd), callback, (fut, sock) + args)
-        fut.add_done_callback(functools.partial(self._sock_read_done, fd, handle=handle))
+        """Retry callback(fut, sock, *args) each time sock may be readable, until fut
+        is done; the wait ends when fut completes or is cancelled."""
+        cdef int fd = _fileobj_to_fd(sock.fileno())
+        cdef PollDesc pd = self._sock_desc(sock, fd)
+        if pd is None:
+            handle = self._add_reader(fd, callback, (fut, sock) + args)
+            fut.add_done_callback(
+                functools.partial(self._sock_read_done, fd, handle=handle))
+            return
+        handle = new_handle(callback, (fut, sock) + args, None, self)
+        if pd.reader is not None:
+            (<Handle>pd.reader).cancel()
+        pd.reader = handle
+        fut.add_done_callback(functools.partial(_sock_edge_read_done, pd, handle))
 
     def _wait_writable(self, fut, sock, callback, *args):
-        fd = sock.fileno()
-        handle = self._add_writer(_fileobj_to_fd(fd), callback, (fut, sock) + args)
-        fut.add_done_callback(functools.partial(self._sock_write_done, fd, handle=handle))
+        cdef int fd = _fileobj_to_fd(sock.fileno())
+        cdef PollDesc pd = self._sock_desc(sock, fd)
+        if pd is None:
+            handle = self._add_writer(fd, callback, (fut, sock) + args)
+            fut.add_done_callback(
+                functools.partial(self._sock_write_done, fd, handle=handle))
+            return
+        handle = new_handle(callback, (fut, sock) + args, None, self)
+        if pd.writer is not None:
+            (<Handle>pd.writer).cancel()
+        pd.writer = handle
+        fut.add_done_callback(functools.partial(_sock_edge_write_done, pd, handle))
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes from sock (non-blocking)."""
@@ -1176,6 +1254,25 @@ cdef class Loop:
 
 
 # ---------------------------------------------------------------------- socket helpers
+
+@cython.final
+cdef class _SockRef:
+    """PollDesc.owner of an fd registered by sock_* waits: which socket it was."""
+    cdef object ref
+
+    def __cinit__(self, sock):
+        self.ref = weakref.ref(sock)
+
+
+def _sock_edge_read_done(PollDesc pd, Handle handle, fut):
+    if pd.reader is handle:
+        pd.reader = None
+
+
+def _sock_edge_write_done(PollDesc pd, Handle handle, fut):
+    if pd.writer is handle:
+        pd.writer = None
+
 # Module-level functions rather than bound methods: the reader/writer handle holds the
 # function and its arguments, and no bound method is built per wait.
 
