@@ -42,7 +42,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import unittest
@@ -417,7 +416,7 @@ class ModuleRun:
                     f"module time budget ({self.opts.module_timeout:.0f}s) exhausted")
                 return got
             if plan is None:
-                self.problems.append(f"worker died before loading the module:\n{tail}")
+                self.problems.append(f"worker died before loading the module: {summary}\n{dump}")
                 return got
             remaining = [t for t in plan if t not in got]
             if not remaining:
