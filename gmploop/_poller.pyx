@@ -11,9 +11,10 @@ events with ``event_desc``/``event_flags`` and queues the work they make ready.
 
 Two modes, one poller
 ---------------------
-* **Edge mode** (``PD_EDGE``) is for gmploop's own transports. The fd is registered
-  once, for both directions, edge-triggered (EPOLLET, or EV_CLEAR), and stays so until
-  the transport closes it. The transport does I/O optimistically (the syscall first, a
+* **Edge mode** (``PD_EDGE``) is for gmploop's own transports and for sockets awaited
+  by the loop's ``sock_*`` coroutines. The fd is registered once, for both directions,
+  edge-triggered (EPOLLET, or EV_CLEAR), and stays so until its owner closes it (a
+  socket closed behind the loop's back is caught by 'Stale events' below). The owner does I/O optimistically (the syscall first, a
   wait only after EAGAIN), so pausing reading, a write that completes at once, or a
   burst of small writes cost no ``epoll_ctl``. The price of edges: the kernel reports a
   change, not a state, so a reader that stops before EAGAIN (on its per-turn budget)
