@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -127,7 +128,9 @@ def _release_previous_failure():
     for name in ("last_type", "last_value", "last_traceback", "last_exc"):
         if hasattr(sys, name):
             setattr(sys, name, None)
-    gc.collect()
+    with warnings.catch_warnings():  # "never awaited" and the like: the earlier test's
+        warnings.simplefilter("ignore")
+        gc.collect()
 
 
 
