@@ -205,3 +205,27 @@ def test_asyncgen_first_iterated_after_shutdown_warns(loop):
 
     run(loop, main())
     assert log == ["finalized"]
+
+
+def test_shutdown_asyncgens_reports_errors_to_the_exception_handler(loop):
+    calls = []
+    loop.set_exception_handler(lambda lp, ctx: calls.append(ctx))
+    keep = []
+
+    async def bad_agen():
+        try:
+            yield 1
+        finally:
+            raise LookupError("while closing")
+
+    async def main():
+        gen = bad_agen()
+        keep.append(gen)
+        await gen.__anext__()
+
+    run(loop, main())
+    run(loop, loop.shutdown_asyncgens())
+    assert len(calls) == 1
+    assert "an error occurred during closing of asynchronous generator" in calls[0]["message"]
+    assert isinstance(calls[0]["exception"], LookupError)
+    assert calls[0]["asyncgen"] is keep[0]

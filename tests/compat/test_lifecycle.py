@@ -350,3 +350,19 @@ def test_closed_loop_add_reader_raises(loop):
     finally:
         a.close()
         b.close()
+
+
+def test_interrupted_run_until_complete_leaves_no_stop_callback(loop):
+    # run_until_complete removes its done-callback from the future even when the run
+    # ends early, so completing that future later does not stop an unrelated run.
+    fut = loop.create_future()
+    loop.call_soon(loop.stop)
+    with pytest.raises(RuntimeError, match="stopped before Future completed"):
+        loop.run_until_complete(fut)
+
+    async def later():
+        fut.set_result("late")
+        await asyncio.sleep(0.02)
+        return "unrelated run finished"
+
+    assert run(loop, later()) == "unrelated run finished"

@@ -440,3 +440,30 @@ def test_cancelled_sock_sendall_removes_its_writer(loop):
                 loop.remove_writer(a)
 
         run(loop, main())
+
+
+def test_sock_sendall_to_closed_peer_raises_connection_error(loop):
+    with tcp_pair() as (client, server):
+        server.close()
+
+        async def main():
+            for _ in range(100):  # the first writes may still succeed
+                await loop.sock_sendall(client, b"x" * MiB)
+
+        with pytest.raises(ConnectionError):
+            run(loop, main())
+
+
+def test_sock_recv_after_reset_raises_connection_reset(loop):
+    import struct
+    with tcp_pair() as (client, server):
+        async def main():
+            recv = asyncio.ensure_future(loop.sock_recv(client, 100))
+            await asyncio.sleep(0.01)
+            # SO_LINGER with a zero timeout: close() sends RST
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            return await recv
+
+        with pytest.raises(ConnectionResetError):
+            run(loop, main())
