@@ -77,6 +77,40 @@ _UVLOOP_TRANSPORT_CLASSES = (
     "uvloop's transports do not derive from asyncio.Transport / "
     "asyncio.DatagramTransport (isinstance checks fail)")
 
+# Transports and servers are not implemented yet (the next milestone after the loop
+# core): these tests fail with AbstractEventLoop's NotImplementedError and nothing
+# else. The "match" keeps them honest: any other failure in them is unexpected, and
+# each one that starts passing is reported for removal.
+_NOT_YET = {"reason": "transports/servers not implemented yet (create_connection, "
+                      "create_server, datagram endpoints, pipes, TLS)",
+            "match": r"NotImplementedError"}
+_GMPLOOP_NOT_YET = {
+    "test_sock_lowlevel.SockTests.test_create_connection_sock": _NOT_YET,
+    **{f"test_events.EventLoopTests.{name}": _NOT_YET for name in (
+        "test_bidirectional_pty", "test_connect_accepted_socket",
+        "test_connect_accepted_socket_ssl_timeout_for_plain_socket",
+        "test_create_connection", "test_create_connection_local_addr",
+        "test_create_connection_local_addr_in_use",
+        "test_create_connection_local_addr_nomatch_family",
+        "test_create_connection_local_addr_skip_different_family",
+        "test_create_datagram_endpoint", "test_create_datagram_endpoint_ipv6",
+        "test_create_datagram_endpoint_sock", "test_create_server",
+        "test_create_server_addr_in_use", "test_create_server_dual_stack",
+        "test_create_server_multiple_hosts_ipv4", "test_create_server_multiple_hosts_ipv6",
+        "test_create_server_reuse_port", "test_create_server_sock", "test_create_server_ssl",
+        "test_create_server_ssl_match_failed", "test_create_server_ssl_verified",
+        "test_create_server_ssl_verify_failed", "test_create_server_trsock",
+        "test_create_ssl_connection", "test_create_ssl_unix_connection",
+        "test_create_unix_connection", "test_create_unix_server",
+        "test_create_unix_server_path_socket_error", "test_create_unix_server_ssl",
+        "test_create_unix_server_ssl_verified", "test_create_unix_server_ssl_verify_failed",
+        "test_datagram_send_to_non_listening_address", "test_read_pipe",
+        "test_read_pty_output", "test_server_close", "test_ssl_connect_accepted_socket",
+        "test_unclosed_pipe_transport", "test_write_pipe",
+        "test_write_pipe_disconnect_on_close", "test_write_pty",
+    )},
+}
+
 EXPECTED = {
     "asyncio": {},
 
@@ -135,5 +169,6 @@ EXPECTED = {
     # never listed: they fail the run until fixed.
     "gmploop": {
         **_PRIVATE,
+        **_GMPLOOP_NOT_YET,
     },
 }
