@@ -1,6 +1,7 @@
 """run_until_complete, run_forever, stop, close, is_running, is_closed."""
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -226,6 +227,7 @@ def test_base_exception_from_callback_propagates_and_loop_survives(loop, exc_typ
     def raiser():
         raise exc_type()
 
+    hooks = sys.get_asyncgen_hooks()
     loop.call_soon(raiser)
     loop.call_soon(seen.append, "later")
     with pytest.raises(exc_type):
@@ -233,6 +235,7 @@ def test_base_exception_from_callback_propagates_and_loop_survives(loop, exc_typ
     assert not loop.is_running()
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+    assert sys.get_asyncgen_hooks() == hooks
     run_iterations(loop, 2)
     assert "later" in seen
 
