@@ -45,10 +45,8 @@ cdef class Loop:
     cdef Handle _call_soon(self, object callback, object args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, object args,
                               object context)
-    cdef Handle _add_reader(self, int fd, object callback, object args)
-    cdef Handle _add_writer(self, int fd, object callback, object args)
-    cdef bint _remove_reader(self, int fd) except -1
-    cdef bint _remove_writer(self, int fd) except -1
+    cdef Handle _add_io(self, int fd, bint writing, object callback, object args)
+    cdef bint _remove_io(self, int fd, bint writing) except -1
     cdef int _run_handle_debug(self, Handle h) except -1
     cdef int _handle_signal(self, int sig) except -1
     cdef PollDesc _sock_desc(self, object sock, int fd)

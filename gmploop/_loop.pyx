@@ -758,103 +758,78 @@ cdef class Loop:
 
     # ------------------------------------------------------------------ Public API: readers, writers
 
-    cdef Handle _add_reader(self, int fd, object callback, object args):
+    cdef Handle _add_io(self, int fd, bint writing, object callback, object args):
+        """Watch fd (level-triggered) for one direction; replaces that direction's
+        previous callback, as asyncio does."""
         cdef PollDesc pd
         cdef Handle h
+        cdef uint32_t mine = GP_OUT if writing else GP_IN
+        cdef uint32_t theirs = GP_IN if writing else GP_OUT
         self._check_closed()
         h = new_handle(callback, args, None, self)
         pd = self._level_desc(fd)
-        old = pd.reader
+        old = pd.writer if writing else pd.reader
+        other = pd.reader if writing else pd.writer
         try:
-            self.poller.set_level(pd, GP_IN | (GP_OUT if pd.writer is not None else 0))
+            self.poller.set_level(pd, mine | (theirs if other is not None else 0))
         except BaseException:
             if pd.reader is None and pd.writer is None:
                 self.poller.forget(pd)
             raise
-        pd.reader = h
+        if writing:
+            pd.writer = h
+        else:
+            pd.reader = h
         if old is not None:
             (<Handle>old).cancel()
         return h
 
-    cdef Handle _add_writer(self, int fd, object callback, object args):
-        cdef PollDesc pd
-        cdef Handle h
-        self._check_closed()
-        h = new_handle(callback, args, None, self)
-        pd = self._level_desc(fd)
-        old = pd.writer
-        try:
-            self.poller.set_level(pd, GP_OUT | (GP_IN if pd.reader is not None else 0))
-        except BaseException:
-            if pd.reader is None and pd.writer is None:
-                self.poller.forget(pd)
-            raise
-        pd.writer = h
-        if old is not None:
-            (<Handle>old).cancel()
-        return h
-
-    cdef bint _remove_reader(self, int fd) except -1:
+    cdef bint _remove_io(self, int fd, bint writing) except -1:
+        """Stop watching fd for one direction; True if it was watched."""
         cdef PollDesc pd
         if self._closed:
             return False
         pd = self.poller.lookup(fd)
-        if pd is None or pd.reader is None:
+        if pd is None:
             return False
-        h = pd.reader
-        pd.reader = None
+        h = pd.writer if writing else pd.reader
+        if h is None:
+            return False
+        if writing:
+            pd.writer = None
+        else:
+            pd.reader = None
         if pd.mode == PD_EDGE:
             # A pending sock_* wait: cancelled, as asyncio's remove_reader would; the
             # edge registration stays for the socket's next wait.
             (<Handle>h).cancel()
             return True
+        other = pd.reader if writing else pd.writer
         try:
-            if pd.writer is None:
+            if other is None:
                 self.poller.set_level(pd, 0)
                 self.poller.forget(pd)
             else:
-                self.poller.set_level(pd, GP_OUT)
-        finally:
-            (<Handle>h).cancel()
-        return True
-
-    cdef bint _remove_writer(self, int fd) except -1:
-        cdef PollDesc pd
-        if self._closed:
-            return False
-        pd = self.poller.lookup(fd)
-        if pd is None or pd.writer is None:
-            return False
-        h = pd.writer
-        pd.writer = None
-        if pd.mode == PD_EDGE:
-            (<Handle>h).cancel()
-            return True
-        try:
-            if pd.reader is None:
-                self.poller.set_level(pd, 0)
-                self.poller.forget(pd)
-            else:
-                self.poller.set_level(pd, GP_IN)
+                self.poller.set_level(pd, GP_IN if writing else GP_OUT)
         finally:
             (<Handle>h).cancel()
         return True
 
     def add_reader(self, fd, callback, *args):
         """Run callback(*args) whenever fd is readable (level-triggered)."""
-        self._add_reader(_fileobj_to_fd(fd), callback, args)
+        self._add_io(_fileobj_to_fd(fd), False, callback, args)
 
     def remove_reader(self, fd):
         """Stop watching fd for reading; True if it was watched."""
-        return self._remove_reader(_fileobj_to_fd(fd))
+        return self._remove_io(_fileobj_to_fd(fd), False)
 
     def add_writer(self, fd, callback, *args):
         """Run callback(*args) whenever fd is writable (level-triggered)."""
-        self._add_writer(_fileobj_to_fd(fd), callback, args)
+        self._add_io(_fileobj_to_fd(fd), True, callback, args)
 
     def remove_writer(self, fd):
         """Stop watching fd for writing; True if it was watched."""
-        return self._remove_writer(_fileobj_to_fd(fd))
+        return self._remove_io(_fileobj_to_fd(fd), True)
 
     # ------------------------------------------------------------------ Public API: signals
 
@@ -899,7 +874,7 @@ cdef class Loop:
             ssock.setblocking(False)
             csock.setblocking(False)
             self._ssock, self._csock = ssock, csock
-            self._add_reader(ssock.fileno(), self._read_signals, ())
+            self._add_io(ssock.fileno(), False, self._read_signals, ())
         try:
             # Python's C-level handler writes the signal number here; the loop reads it
             # and queues the handler (see 'Races' in the module essay).
@@ -1033,7 +1008,7 @@ cdef class Loop:
         cdef int fd = _fileobj_to_fd(sock.fileno())
         cdef PollDesc pd = self._sock_desc(sock, fd)
         if pd is None:
-            handle = self._add_reader(fd, callback, (fut, sock) + args)
+            handle = self._add_io(fd, False, callback, (fut, sock) + args)
             fut.add_done_callback(
                 functools.partial(self._sock_read_done, fd, handle=handle))
             return
@@ -1047,7 +1022,7 @@ cdef class Loop:
         cdef int fd = _fileobj_to_fd(sock.fileno())
         cdef PollDesc pd = self._sock_desc(sock, fd)
         if pd is None:
-            handle = self._add_writer(fd, callback, (fut, sock) + args)
+            handle = self._add_io(fd, True, callback, (fut, sock) + args)
             fut.add_done_callback(
                 functools.partial(self._sock_write_done, fd, handle=handle))
             return
@@ -1100,7 +1075,7 @@ cdef class Loop:
         except (BlockingIOError, InterruptedError):
             pass
         fut = aio_Future(loop=self)
-        self._wait_readable(fut, sock, _sock_retry2, sock.recvfrom_into, buf, nbytes)
+        self._wait_readable(fut, sock, _sock_retry, sock.recvfrom_into, buf, nbytes)
         return await fut
 
     async def sock_sendall(self, sock, data):
@@ -1276,27 +1251,12 @@ def _sock_edge_write_done(PollDesc pd, Handle handle, fut):
 # Module-level functions rather than bound methods: the reader/writer handle holds the
 # function and its arguments, and no bound method is built per wait.
 
-def _sock_retry(fut, sock, method, arg):
-    """Readiness callback: method(arg) again; the result or error completes fut."""
+def _sock_retry(fut, sock, method, *args):
+    """Readiness callback: method(*args) again; the result or error completes fut."""
     if fut.done():
         return
     try:
-        result = method(arg)
-    except (BlockingIOError, InterruptedError):
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
-
-
-def _sock_retry2(fut, sock, method, arg1, arg2):
-    if fut.done():
-        return
-    try:
-        result = method(arg1, arg2)
+        result = method(*args)
     except (BlockingIOError, InterruptedError):
         return
     except (SystemExit, KeyboardInterrupt):
