@@ -19,7 +19,6 @@ asyncio. Handles are allocated from a free list: a busy loop creates one per cal
 """
 
 cimport cython
-from cpython.object cimport PyObject
 
 import sys
 from asyncio import format_helpers as aio_format_helpers

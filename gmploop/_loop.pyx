@@ -49,7 +49,6 @@ Races it must survive
 """
 
 cimport cython
-from cpython.object cimport PyObject
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t
 
@@ -67,7 +66,6 @@ import warnings
 import weakref
 
 from asyncio import base_events as aio_base_events
-from asyncio import constants as aio_constants
 from asyncio import coroutines as aio_coroutines
 from asyncio import events as aio_events
 from asyncio import exceptions as aio_exceptions
@@ -84,7 +82,7 @@ except ImportError:     # pragma: no cover
 from ._runq cimport RunQueue
 from ._timers cimport TimerHeap
 from ._poller cimport (
-    Poller, PollDesc, PD_LEVEL, PD_EDGE, PD_UNREGISTERED,
+    Poller, PollDesc, PD_LEVEL, PD_EDGE,
     GP_IN, GP_OUT, gp_monotonic,
 )
 from ._handles cimport Handle, TimerHandle, new_handle, new_timer, reap_timer
