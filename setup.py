@@ -3,6 +3,7 @@
 Set GMPLOOP_BUILD_DEBUG=1 to compile in the invariant checks and the created/freed
 counters (GMPLOOP_DEBUG_BUILD in the C code), and Cython's bounds checks.
 """
+import glob
 import os
 import sys
 
@@ -13,6 +14,10 @@ DEBUG_BUILD = os.environ.get("GMPLOOP_BUILD_DEBUG", "") not in ("", "0")
 
 # Leaves first, then the loop: each row only cimports rows above it.
 MODULES = ["_runq", "_timers", "_poller", "_handles", "_loop"]
+# Then the transports, which cimport the loop; any other gmploop/_*.pyx after them.
+MODULES += sorted(
+    os.path.basename(p)[:-4] for p in glob.glob("gmploop/_*.pyx")
+    if os.path.basename(p)[:-4] not in MODULES)
 
 macros = [("GMPLOOP_DEBUG_BUILD", "1" if DEBUG_BUILD else "0")]
 cflags = ["-O2"] if not DEBUG_BUILD else ["-O0", "-g"]

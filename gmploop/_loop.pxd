@@ -52,3 +52,10 @@ cdef class Loop:
     cdef PollDesc _sock_desc(self, object sock, int fd)
     cdef _drop_sock_desc(self, PollDesc pd)
     cdef PollDesc _level_desc(self, int fd)
+    cdef PollDesc _edge_desc(self, int fd, object owner)
+    cdef int _release_desc(self, PollDesc pd) except -1
+    # The P's receive buffer: transports read into it and hand the protocol a copy
+    # (one callback at a time, so one buffer serves every transport of the P).
+    cdef char *_rbuf
+    cdef Py_ssize_t _rbuf_size
+    cdef char *_recv_buffer(self) except NULL

@@ -49,6 +49,7 @@ Races it must survive
 """
 
 cimport cython
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t
 
@@ -111,6 +112,8 @@ cdef enum:
     # asyncio's SENDFILE_FALLBACK_READBUFFER_SIZE: the chunk read when os.sendfile
     # cannot be used.
     SENDFILE_FALLBACK_READBUFFER_SIZE = 1024 * 256
+    # asyncio's max_size for a stream transport's recv: also the P's receive buffer.
+    RECV_BUFFER_SIZE = 256 * 1024
 
 
 cdef object _logger():
@@ -218,6 +221,11 @@ cdef class Loop:
         self.timers = TimerHeap()
         self.poller = Poller()
         self._signal_handlers = {}
+
+    def __dealloc__(self):
+        if self._rbuf != NULL:
+            PyMem_Free(self._rbuf)
+            self._rbuf = NULL
 
     def __init__(self):
         self._closed = False
@@ -819,7 +827,7 @@ cdef class Loop:
 
     def remove_reader(self, fd):
         """Stop watching fd for reading; True if it was watched."""
-        return self._remove_io(_fileobj_to_fd(fd), False)
+        return self._remove_io(self._fd_no_transport(fd), False)
 
     def add_writer(self, fd, callback, *args):
         """Run callback(*args) whenever fd is writable (level-triggered)."""
@@ -827,7 +835,14 @@ cdef class Loop:
 
     def remove_writer(self, fd):
         """Stop watching fd for writing; True if it was watched."""
-        return self._remove_io(_fileobj_to_fd(fd), True)
+        return self._remove_io(self._fd_no_transport(fd), True)
+
+    def _fd_no_transport(self, fd):
+        cdef int n = _fileobj_to_fd(fd)
+        cdef PollDesc pd = None if self._closed else self.poller.lookup(n)
+        if pd is not None and pd.mode == PD_EDGE:
+            _check_no_transport(n, pd.owner)
+        return n
 
     # ------------------------------------------------------------------ Public API: signals
 
@@ -977,6 +992,7 @@ cdef class Loop:
                 owner = pd.owner
                 if type(owner) is _SockRef and (<_SockRef>owner).ref() is sock:
                     return pd
+                _check_no_transport(fd, owner)
                 # Another socket had this number and was closed without telling us.
                 self._drop_sock_desc(pd)
             else:
@@ -997,8 +1013,56 @@ cdef class Loop:
         (whose pending waits are cancelled, as asyncio's add_reader replaces them)."""
         cdef PollDesc pd = self.poller.lookup(fd)
         if pd is not None and pd.mode == PD_EDGE:
+            _check_no_transport(fd, pd.owner)
             self._drop_sock_desc(pd)
         return self.poller.desc_for(fd)
+
+    # Transports
+    # ----------
+    # gmploop's transports (streams, datagrams, pipes) own their fd's descriptor: one
+    # edge registration for both directions, from _edge_desc until _release_desc.
+    # The transport puts a Handle of its own in pd.reader while it wants to read and
+    # in pd.writer while it has data to write; the iteration queues whichever an
+    # event concerns (step 3a), and the transport's handle does the I/O until EAGAIN.
+    # sock_* and add_reader/add_writer refuse an fd a live transport owns, as
+    # asyncio's loop does.
+
+    cdef PollDesc _edge_desc(self, int fd, object owner):
+        """Register fd edge-triggered for owner, a transport (see 'Transports')."""
+        cdef PollDesc pd = self.poller.lookup(fd)
+        self._check_closed()
+        if pd is not None:
+            if pd.mode == PD_EDGE:
+                _check_no_transport(fd, pd.owner)
+                self._drop_sock_desc(pd)
+            else:
+                for h in (pd.reader, pd.writer):
+                    if h is not None:
+                        (<Handle>h).cancel()
+                self.poller.forget(pd)
+        pd = self.poller.desc_for(fd)
+        self.poller.set_edge(pd)
+        pd.owner = owner
+        return pd
+
+    cdef char *_recv_buffer(self) except NULL:
+        """The P's receive buffer (RECV_BUFFER_SIZE bytes), allocated on first use."""
+        if self._rbuf == NULL:
+            self._rbuf = <char *>PyMem_Malloc(RECV_BUFFER_SIZE)
+            if self._rbuf == NULL:
+                raise MemoryError()
+            self._rbuf_size = RECV_BUFFER_SIZE
+        return self._rbuf
+
+    cdef int _release_desc(self, PollDesc pd) except -1:
+        """The transport is done with pd: out of the poller. Call before closing the
+        fd. Idempotent; a no-op once the loop is closed."""
+        pd.reader = None
+        pd.writer = None
+        pd.owner = None
+        if not self._closed:
+            self.poller.forget(pd)
+        return 0
 
     def _wait_readable(self, fut, sock, callback, *args):
         """Retry callback(fut, sock, *args) each time sock may be readable, until fut
@@ -1229,6 +1293,14 @@ cdef class Loop:
 # ---------------------------------------------------------------------- socket helpers
 
 @cython.final
+cdef _check_no_transport(int fd, object owner):
+    """asyncio's rule: an fd that a live transport owns is not for sock_* or
+    add_reader/add_writer."""
+    if owner is not None and type(owner) is not _SockRef and not owner.is_closing():
+        raise RuntimeError(
+            f'File descriptor {fd!r} is used by transport {owner!r}')
+
+
 cdef class _SockRef:
     """PollDesc.owner of an fd registered by sock_* waits: which socket it was."""
     cdef object ref
