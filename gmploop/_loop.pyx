@@ -945,7 +945,9 @@ cdef class Loop:
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
-                               proto=0, flags=0):
+                               proto=0, flags=0, loop=None):
+        # loop=: asyncio's own helper of this name takes it; callers written for
+        # either may pass it. It is always this loop.
         host, port = address[:2]
         info = _ipaddr_info(host, port, family, type, proto, *address[2:])
         if info is not None:
