@@ -1289,6 +1289,7 @@ cdef class Loop:
             'ready': self.ready.size,
             'timers_pending': self.timers.size - self.timers.cancelled,
             'fds_registered': self.poller.registered,
+            'poll_ctl_calls': self.poller.ctl_calls,
         }
 
 

@@ -52,6 +52,7 @@ cdef class Poller:
     cdef gp_event *events
     cdef int maxevents
     cdef readonly Py_ssize_t registered # fds in the kernel's set (the doorbell excluded)
+    cdef readonly unsigned long long ctl_calls  # epoll_ctl/kevent changes made, ever
 
     cdef PollDesc lookup(self, int fd)
     cdef PollDesc desc_for(self, int fd)

@@ -209,6 +209,7 @@ cdef class Poller:
             raise RuntimeError(f"fd {pd.fd} is owned by a transport")
         if interest == 0:
             if pd.mode == PD_LEVEL:
+                self.ctl_calls += 1
                 r = gp_poll_del(self.pfd, pd.fd, old)
                 pd.mode = PD_UNREGISTERED
                 pd.interest = 0
@@ -222,8 +223,10 @@ cdef class Poller:
         if pd.mode == PD_UNREGISTERED:
             # Events still in this batch from before it left the set must not match.
             pd.gen = self.new_gen()
+            self.ctl_calls += 1
             r = gp_poll_add(self.pfd, pd.fd, interest, make_tag(pd))
             if r < 0 and errno == EEXIST:
+                self.ctl_calls += 1
                 r = gp_poll_mod(self.pfd, pd.fd, 0, interest, make_tag(pd))
             if r < 0:
                 PyErr_SetFromErrno(OSError)
@@ -231,6 +234,7 @@ cdef class Poller:
             self.registered += 1
         else:
             # Also when interest == old: see 'Stale events' above.
+            self.ctl_calls += 1
             r = gp_poll_mod(self.pfd, pd.fd, old, interest, make_tag(pd))
             if r < 0 and (errno == ENOENT or errno == EPERM):
                 self._register_afresh(pd, interest)
@@ -244,6 +248,7 @@ cdef class Poller:
         kernel said ENOENT or EPERM to a change): register the new file under a new
         generation, or, if the kernel refuses it, leave pd unregistered and raise."""
         pd.gen = self.new_gen()
+        self.ctl_calls += 1
         if gp_poll_add(self.pfd, pd.fd, interest, make_tag(pd)) < 0:
             pd.mode = PD_UNREGISTERED
             pd.interest = 0
@@ -256,6 +261,7 @@ cdef class Poller:
         cdef int r
         if pd.mode == PD_EDGE:
             # Already ours; ask the kernel whether it still is (see 'Stale events').
+            self.ctl_calls += 1
             r = gp_poll_mod(self.pfd, pd.fd, pd.interest, pd.interest, make_tag(pd))
             if r < 0 and (errno == ENOENT or errno == EPERM):
                 self._register_afresh(pd, pd.interest)
@@ -265,6 +271,7 @@ cdef class Poller:
         if pd.mode == PD_LEVEL:
             raise RuntimeError(f"fd {pd.fd} is watched by add_reader/add_writer")
         pd.gen = self.new_gen()
+        self.ctl_calls += 1
         r = gp_poll_add(self.pfd, pd.fd, GP_IN | GP_OUT | GP_EDGE, make_tag(pd))
         if r < 0:
             PyErr_SetFromErrno(OSError)
@@ -279,6 +286,7 @@ cdef class Poller:
         closed; after, the kernel has already dropped it and this is bookkeeping."""
         cdef int r
         if pd.mode != PD_UNREGISTERED:
+            self.ctl_calls += 1
             r = gp_poll_del(self.pfd, pd.fd, pd.interest)
             self.registered -= 1
             pd.mode = PD_UNREGISTERED
