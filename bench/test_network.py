@@ -52,9 +52,9 @@ HERE = Path(__file__).resolve().parent
 C_DIR = HERE / "c"
 
 SCALE = float(os.environ.get("GMPLOOP_BENCH_SCALE", "1"))
-# The measured window and the uncounted warmup before it.  Three seconds holds tens of
-# thousands of requests even for the slowest server, and 0.5 s of warmup gets the
-# connections, caches and the allocator to their steady state.
+# The measured window and the uncounted warmup before it.  Three seconds holds thousands
+# of requests even for the slowest server on a busy machine, and 0.5 s of warmup gets
+# the connections, caches and the allocator to their steady state.
 DURATION = max(0.05, 3.0 * SCALE)
 WARMUP = max(0.02, 0.5 * SCALE)
 # wrk takes whole seconds only.
