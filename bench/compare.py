@@ -8,6 +8,11 @@ the baseline loop's (gmploop unless --baseline says otherwise).
 A ratio "uvloop/gmploop 1.9x" means uvloop's median time is 1.9 times gmploop's, so
 gmploop is faster; below 1x, gmploop is slower.  When the baseline loop is not in a file
 (for example gmploop was not importable), ratios are against asyncio and the output says so.
+
+The network benchmarks (test_network.py, marked suite=network in extra_info) are printed
+as one table instead: a row per benchmark, each loop's requests per second and server CPU
+per request, the C reference server's figures for the same load, and the ratios of each
+loop's CPU per request to the baseline's.
 """
 import argparse
 import json
@@ -57,14 +62,39 @@ def header(data, path):
     return f"`{path}`: {py}, {cpu}, commit {commit}, {data.get('datetime', '?')}"
 
 
+def is_network(bench):
+    return (bench.get("extra_info") or {}).get("suite") == "network"
+
+
 def report(data, path, baseline_wanted, out):
-    groups = defaultdict(dict)
-    for bench in data.get("benchmarks", []):
-        groups[group_of(bench)][loop_of(bench)] = bench
     out.write(f"{header(data, path)}\n\n")
-    if not groups:
+    benches = data.get("benchmarks", [])
+    if not benches:
         out.write("No benchmarks in this file.\n\n")
         return
+    plain = [b for b in benches if not is_network(b)]
+    network = [b for b in benches if is_network(b)]
+    if plain:
+        report_timed(plain, baseline_wanted, out)
+    if network:
+        report_network(network, baseline_wanted, out)
+
+
+def choose_baseline(loops_present, wanted, out):
+    """wanted if it ran, else asyncio, else the first loop; says so when it is not wanted."""
+    if wanted in loops_present:
+        return wanted
+    for candidate in (FALLBACK_BASELINE, *sorted(loops_present, key=loop_sort_key)):
+        if candidate in loops_present:
+            out.write(f"**{wanted} is not in this run; ratios are against {candidate}.**\n\n")
+            return candidate
+    return None
+
+
+def report_timed(benches, baseline_wanted, out):
+    groups = defaultdict(dict)
+    for bench in benches:
+        groups[group_of(bench)][loop_of(bench)] = bench
 
     loops_seen = sorted({lp for g in groups.values() for lp in g}, key=loop_sort_key)
     baseline = baseline_wanted
@@ -112,6 +142,91 @@ def report(data, path, baseline_wanted, out):
     out.write("|---|" + "---:|" * len(loops_seen) + "\n")
     for name, row in summary:
         out.write(f"| {name} | " + " | ".join(row.get(lp, "–") for lp in loops_seen) + " |\n")
+    out.write("\n")
+
+
+# The network table.
+
+ECHO_KINDS = ("streams", "protocol", "buffered", "sock")
+HTTP_KINDS = ("aiohttp", "httptools")
+# The C reference servers: their figures go in a column of their own, on the rows of the
+# same protocol and message size.
+REFERENCE = {"echo": "c-epoll", "http": "c-http"}
+CLIENT_BOUND = 0.9  # client_util above this: req/s shows the client's limit
+
+
+def fmt_rate(rps):
+    if rps >= 1e6:
+        return f"{rps / 1e6:.2f}M/s"
+    if rps >= 1e3:
+        return f"{rps / 1e3:.1f}k/s" if rps < 1e5 else f"{rps / 1e3:.0f}k/s"
+    return f"{rps:.0f}/s"
+
+
+def fmt_size(size):
+    return f"{size // 1024} KiB" if size and size % 1024 == 0 else (f"{size} B" if size else "")
+
+
+def network_row_key(info):
+    protocol, kind = info.get("protocol", "?"), info.get("kind", "?")
+    kinds = ECHO_KINDS + HTTP_KINDS
+    return (0 if protocol == "echo" else 1, kinds.index(kind) if kind in kinds else len(kinds),
+            kind, info.get("size") or 0)
+
+
+def network_cell(info):
+    cell = f"{fmt_rate(info['rps'])} · {fmt_time(info['cpu_us_per_req'] * 1e-6)}"
+    if info.get("client_util", 0) > CLIENT_BOUND:
+        cell += " †"
+    return cell
+
+
+def report_network(benches, baseline_wanted, out):
+    rows = defaultdict(dict)    # (protocol, kind, size) -> loop -> extra_info
+    refs = {}                   # (protocol, size) -> extra_info of the C reference server
+    for bench in benches:
+        info = bench["extra_info"]
+        key = (info["protocol"], info["kind"], info.get("size") or 0)
+        if info["loop"] == REFERENCE.get(info["protocol"]):
+            refs[(info["protocol"], key[2])] = info
+        else:
+            rows[key][info["loop"]] = info
+    loops = sorted({lp for r in rows.values() for lp in r}, key=loop_sort_key)
+
+    out.write("### Network: requests/s · server CPU per request\n\n")
+    baseline = choose_baseline(set(loops), baseline_wanted, out) if loops else None
+    peers = [lp for lp in loops if lp != baseline]
+    infos = [b["extra_info"] for b in benches]
+    conns = {i["protocol"]: i.get("conns") for i in infos}
+    out.write(
+        f"Each cell: requests per second, then the server's CPU time (user + system) per "
+        f"request over the measured window (pinned: {infos[0].get('pinned')}, scale "
+        f"{infos[0].get('scale')}).  Echo: {conns.get('echo', '?')} ping-pong connections "
+        f"from bench/c/echo_load.c; HTTP: wrk, {conns.get('http', '?')} connections.  C: "
+        f"the reference server in C under the same load.  X/{baseline}: X's CPU per "
+        f"request over {baseline}'s; above 1x, {baseline} spends less CPU per request.  "
+        f"†: the load generator was over {CLIENT_BOUND:.0%} busy, so that req/s is the "
+        f"client's limit, not the server's.\n\n"
+    )
+    ratio_cols = [f"{p}/{baseline}" for p in peers] + ([f"C/{baseline}"] if baseline else [])
+    cols = loops + ["C"] + ratio_cols
+    out.write("| benchmark | " + " | ".join(cols) + " |\n")
+    out.write("|---|" + "---:|" * len(cols) + "\n")
+    for key in sorted(rows, key=lambda k: network_row_key(
+            {"protocol": k[0], "kind": k[1], "size": k[2]})):
+        protocol, kind, size = key
+        by_loop = rows[key]
+        ref = refs.get((protocol, size))
+        cells = [network_cell(by_loop[lp]) if lp in by_loop else "–" for lp in loops]
+        cells.append(network_cell(ref) if ref else "–")
+        base = by_loop.get(baseline)
+        for other in [by_loop.get(p) for p in peers] + ([ref] if baseline else []):
+            if base is None or other is None:
+                cells.append("–")
+            else:
+                cells.append(f"{other['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x")
+        label = f"{protocol} {kind}" + (f" {fmt_size(size)}" if size else "")
+        out.write(f"| {label} | " + " | ".join(cells) + " |\n")
     out.write("\n")
 
 
