@@ -96,6 +96,7 @@ __all__ = ("NetMixin", "Server")
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 _SendfileMode = aio_constants._SendfileMode
+_NEW_BIND_MESSAGE = sys.version_info >= (3, 12)
 
 # The fallback reads the file in chunks of this size (asyncio's choice too): big enough
 # that the executor round trip is amortised, small enough not to bloat the write buffer.
@@ -142,8 +143,10 @@ def _interleave_by_family(infos, first_family_count=1):
 
 def _bind_failed(exc, address):
     """The OSError asyncio raises when bind() fails: the address in the message."""
+    # Python 3.12 began quoting the whole error, errno included; before, only strerror.
+    reason = str(exc) if _NEW_BIND_MESSAGE else (exc.strerror or str(exc))
     return OSError(exc.errno, f"error while attempting to bind on address "
-                              f"{address!r}: {str(exc).lower()}")
+                              f"{address!r}: {reason.lower()}")
 
 
 def _set_reuse_port(sock):
