@@ -16,6 +16,7 @@ from aiohttp import ClientSession, web
 import gmploop
 
 HOST = "127.0.0.1"
+STATS = web.AppKey("stats", dict)
 
 
 async def hello(request):
@@ -25,11 +26,11 @@ async def hello(request):
 
 def make_app():
     app = web.Application()
-    app["served"] = 0
+    app[STATS] = {"served": 0}
 
     @web.middleware
     async def count(request, handler):
-        request.app["served"] += 1
+        request.app[STATS]["served"] += 1
         return await handler(request)
 
     app.middlewares.append(count)
@@ -55,7 +56,7 @@ async def main(port, serve_forever):
                     body = await resp.text()
                     assert resp.status == 200 and body == expected, (resp.status, body)
         loop = type(asyncio.get_running_loop())
-        print(f"served {app['served']} requests on {loop.__module__}.{loop.__qualname__}")
+        print(f"served {app[STATS]['served']} requests on {loop.__module__}.{loop.__qualname__}")
     finally:
         await runner.cleanup()
 
