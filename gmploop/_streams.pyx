@@ -236,6 +236,7 @@ cdef class StreamTransport(_Pollable):
     cdef object __weakref__
 
     _sendfile_compatible = SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
 
     def __init__(self, *args, **kwargs):
         raise TypeError('StreamTransport is created by the event loop')
@@ -706,7 +707,7 @@ cdef class StreamTransport(_Pollable):
             })
         self._force_close(exc)
 
-    cdef _force_close(self, exc):
+    cpdef _force_close(self, exc):
         if self._conn_lost:
             return
         if self._wsize:
