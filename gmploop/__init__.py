@@ -13,6 +13,8 @@ import sys as _sys
 import warnings as _warnings
 
 from . import _loop
+from . import _pipes
+from . import _subprocess
 from ._poller import BACKEND as _BACKEND
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
@@ -25,6 +27,35 @@ class Loop(_loop.Loop, _asyncio.AbstractEventLoop):
     Behaves as asyncio's own loop does; see asyncio's documentation of
     AbstractEventLoop for each method.
     """
+
+    # ---- pipes and subprocesses: gmploop/_pipes.pyx, gmploop/_subprocess.py ----
+
+    async def connect_read_pipe(self, protocol_factory, pipe):
+        return await _pipes.connect_read_pipe(self, protocol_factory, pipe)
+
+    async def connect_write_pipe(self, protocol_factory, pipe):
+        return await _pipes.connect_write_pipe(self, protocol_factory, pipe)
+
+    def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _pipes.make_read_pipe_transport(self, pipe, protocol, waiter, extra)
+
+    def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _pipes.make_write_pipe_transport(self, pipe, protocol, waiter, extra)
+
+    async def subprocess_exec(self, protocol_factory, program, *args, **kwargs):
+        return await _subprocess.subprocess_exec(self, protocol_factory, program,
+                                                 *args, **kwargs)
+
+    async def subprocess_shell(self, protocol_factory, cmd, **kwargs):
+        return await _subprocess.subprocess_shell(self, protocol_factory, cmd, **kwargs)
+
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout,
+                                         stderr, bufsize, extra=None, **kwargs):
+        return await _subprocess.make_subprocess_transport(
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            extra=extra, **kwargs)
+
+    # ---- end of pipes and subprocesses ----
 
 
 def new_event_loop() -> Loop:
