@@ -38,8 +38,12 @@ Invariants
 ----------
 * ``connection_made`` runs in the iteration after the transport is made, before the
   connect coroutine's waiter is woken and before the first read or peer check.
-* ``_pd`` is None once the registration is released; every handle checks it first,
-  because a handle may already be queued in the batch that closes the transport.
+* ``_active`` is False once the registration is released; every handle checks it
+  first, because a handle may already be queued in the batch that closes the
+  transport.
+* An fd epoll refuses (EPERM: ``/dev/null``, ``/dev/zero``) never blocks: such a
+  transport has no registration (``_pd`` None) and its handles queue themselves
+  instead of waiting for an edge that cannot come.
 * The registration is released before the pipe is closed (connection_lost closes
   it, in a later callback, as asyncio's transports do).
 * ``eof_received`` then ``connection_lost(None)`` on EOF; ``connection_lost(exc)``
@@ -48,7 +52,7 @@ Invariants
 Races
 -----
 * The read end closes while the write handle and the peer check are both queued in
-  one batch: whichever runs first closes the transport, the other sees ``_pd`` None.
+  one batch: whichever runs first closes the transport, the other sees it inactive.
 * A protocol that raises from ``data_received`` leaves data unread; the handle
   queues itself again before the exception goes to the loop's handler, because no
   new edge would come for data already in the pipe.
@@ -124,6 +128,15 @@ cdef bint _peer_gone(int fd):
     return r > 0 and (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0
 
 
+cdef PollDesc _register(Loop loop, int fd, object transport):
+    """fd's edge registration for transport, or None for an fd epoll refuses (it
+    never blocks: /dev/null, /dev/zero)."""
+    try:
+        return loop._edge_desc(fd, transport)
+    except PermissionError:
+        return None
+
+
 # ---------------------------------------------------------------------- read side
 
 @cython.final
@@ -133,7 +146,8 @@ cdef class _ReadPipe:
     cdef object _protocol
     cdef object _pipe
     cdef int _fileno
-    cdef PollDesc _pd               # None once released
+    cdef PollDesc _pd               # None once released, or if epoll refuses the fd
+    cdef bint _active               # from _open until the registration is released
     cdef Handle _rh
     cdef bint _closing
     cdef bint _paused
@@ -145,7 +159,8 @@ cdef class _ReadPipe:
         if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
             raise ValueError("Pipe transport is for pipes/sockets only.")
         os.set_blocking(fd, False)
-        self._pd = loop._edge_desc(fd, transport)
+        self._pd = _register(loop, fd, transport)
+        self._active = True
         self._loop = loop
         self._transport = transport
         self._protocol = protocol
@@ -163,8 +178,9 @@ cdef class _ReadPipe:
         return not self._paused and not self._closing
 
     def _start(self):
-        if self._reading() and self._pd is not None:
-            self._pd.reader = self._rh
+        if self._reading() and self._active:
+            if self._pd is not None:
+                self._pd.reader = self._rh
             self._loop.ready.put(self._rh)
 
     def _read_ready(self):
@@ -173,7 +189,7 @@ cdef class _ReadPipe:
         cdef Py_ssize_t n
         cdef Py_ssize_t total = 0
         cdef int err
-        while self._pd is not None and self._reading():
+        while self._active and self._reading():
             buf = loop._recv_buffer()
             n = c_read(self._fileno, buf, RECV_BUFFER_SIZE)
             if n > 0:
@@ -183,11 +199,11 @@ cdef class _ReadPipe:
                     self._protocol.data_received(data)
                 except BaseException:
                     # The rest of the data raised its edge already: look again.
-                    if self._pd is not None and self._reading():
+                    if self._active and self._reading():
                         loop.ready.put(self._rh)
                     raise
                 if total >= READ_BUDGET:
-                    if self._pd is not None and self._reading():
+                    if self._active and self._reading():
                         loop.ready.put(self._rh)
                     return
             elif n == 0:
@@ -211,9 +227,11 @@ cdef class _ReadPipe:
         self._loop._call_soon(self._call_connection_lost, (None,), None)
 
     cdef _release(self):
-        if self._pd is not None:
-            self._loop._release_desc(self._pd)
-            self._pd = None
+        if self._active:
+            self._active = False
+            if self._pd is not None:
+                self._loop._release_desc(self._pd)
+                self._pd = None
 
     def pause_reading(self):
         if not self._reading():
@@ -228,8 +246,9 @@ cdef class _ReadPipe:
         if self._closing or not self._paused:
             return
         self._paused = False
-        if self._pd is not None:
-            self._pd.reader = self._rh
+        if self._active:
+            if self._pd is not None:
+                self._pd.reader = self._rh
             # Whatever arrived while paused raised its edge then: read once anyway.
             self._loop.ready.put(self._rh)
         if self._loop.get_debug():
@@ -345,7 +364,8 @@ cdef class _WritePipe:
     cdef object _protocol
     cdef object _pipe
     cdef int _fileno
-    cdef PollDesc _pd               # None once released
+    cdef PollDesc _pd               # None once released, or if epoll refuses the fd
+    cdef bint _active               # from _open until the registration is released
     cdef Handle _wh                 # writes the buffer when the pipe has room
     cdef Handle _ph                 # checks whether the reader went away
     cdef bint _watch_peer
@@ -366,7 +386,8 @@ cdef class _WritePipe:
             raise ValueError("Pipe transport is only for "
                              "pipes, sockets and character devices")
         os.set_blocking(fd, False)
-        self._pd = loop._edge_desc(fd, transport)
+        self._pd = _register(loop, fd, transport)
+        self._active = True
         self._loop = loop
         self._transport = transport
         self._protocol = protocol
@@ -386,12 +407,12 @@ cdef class _WritePipe:
         return 0
 
     def _start(self):
-        if self._pd is not None:
+        if self._active and self._pd is not None:
             self._pd.reader = self._ph
             self._loop.ready.put(self._ph)
 
     def _check_peer(self):
-        if self._pd is None or not _peer_gone(self._fileno):
+        if not self._active or not _peer_gone(self._fileno):
             return
         if self._loop.get_debug():
             _logger().info("%r was closed by peer", self._transport)
@@ -425,7 +446,7 @@ cdef class _WritePipe:
                     return          # fatal error, already reported
                 if n == view.len:
                     return
-                self._pd.writer = self._wh
+                self._wait_writable()
             size = PyByteArray_GET_SIZE(self._buffer)
             PyByteArray_Resize(self._buffer, size + view.len - n)
             memcpy(PyByteArray_AS_STRING(self._buffer) + size,
@@ -433,6 +454,12 @@ cdef class _WritePipe:
         finally:
             PyBuffer_Release(&view)
         self._maybe_pause_protocol()
+
+    cdef _wait_writable(self):
+        if self._pd is not None:
+            self._pd.writer = self._wh
+        else:
+            self._loop.ready.put(self._wh)
 
     cdef Py_ssize_t _write_some(self, char *p, Py_ssize_t size) except -2:
         """Write p[:size] until done or EAGAIN; how much went. -1 after a fatal error
@@ -458,7 +485,7 @@ cdef class _WritePipe:
 
     def _write_ready(self):
         cdef Py_ssize_t n
-        if self._pd is None or PyByteArray_GET_SIZE(self._buffer) == 0:
+        if not self._active or PyByteArray_GET_SIZE(self._buffer) == 0:
             return
         n = self._write_some(PyByteArray_AS_STRING(self._buffer),
                              PyByteArray_GET_SIZE(self._buffer))
@@ -467,9 +494,12 @@ cdef class _WritePipe:
         if n < PyByteArray_GET_SIZE(self._buffer):
             if n > 0:
                 del self._buffer[:n]    # O(1): bytearray drops its head in place
+            if self._pd is None:
+                self._loop.ready.put(self._wh)
             return
         self._buffer.clear()
-        self._pd.writer = None
+        if self._pd is not None:
+            self._pd.writer = None
         self._maybe_resume_protocol()   # may write (and buffer) again
         if self._closing and PyByteArray_GET_SIZE(self._buffer) == 0:
             self._release()
@@ -544,14 +574,16 @@ cdef class _WritePipe:
         self._close(None)
 
     cdef _release(self):
-        if self._pd is not None:
-            self._loop._release_desc(self._pd)
-            self._pd = None
+        if self._active:
+            self._active = False
+            if self._pd is not None:
+                self._loop._release_desc(self._pd)
+                self._pd = None
 
     cdef _close(self, exc):
         self._closing = True
         self._buffer.clear()
-        if self._pd is None and self._loop is None:
+        if not self._active and self._loop is None:
             return                  # connection_lost already ran
         self._release()
         self._loop._call_soon(self._call_connection_lost, (exc,), None)
