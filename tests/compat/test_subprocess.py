@@ -221,6 +221,8 @@ def test_many_concurrent_subprocesses(loop):
     assert run(loop, main(), timeout=60) == [(i, i % 7) for i in range(50)]
 
 
+@pytest.mark.xfail_loop("uvloop", reason="uvloop's is_closing() is False right after "
+                                          "close() of a running subprocess")
 def test_transport_pipes_and_close_kills(loop):
     class Proto(asyncio.SubprocessProtocol):
         def __init__(self):
