@@ -13,9 +13,8 @@ import sys as _sys
 import warnings as _warnings
 
 from . import _loop
-from . import _pipes
-from . import _subprocess
 from ._poller import BACKEND as _BACKEND
+from . import _pipes, _subprocess
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
 __version__ = "0.1.0.dev0"
