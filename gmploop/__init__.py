@@ -16,6 +16,7 @@ from . import _loop
 from ._net import NetMixin as _NetMixin
 from ._streams import StreamsMixin as _StreamsMixin
 from ._poller import BACKEND as _BACKEND
+from . import _pipes, _subprocess
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
 __version__ = "0.1.0.dev0"
@@ -27,6 +28,35 @@ class Loop(_NetMixin, _StreamsMixin, _loop.Loop, _asyncio.AbstractEventLoop):
     Behaves as asyncio's own loop does; see asyncio's documentation of
     AbstractEventLoop for each method.
     """
+
+    # ---- pipes and subprocesses: gmploop/_pipes.pyx, gmploop/_subprocess.py ----
+
+    async def connect_read_pipe(self, protocol_factory, pipe):
+        return await _pipes.connect_read_pipe(self, protocol_factory, pipe)
+
+    async def connect_write_pipe(self, protocol_factory, pipe):
+        return await _pipes.connect_write_pipe(self, protocol_factory, pipe)
+
+    def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _pipes.make_read_pipe_transport(self, pipe, protocol, waiter, extra)
+
+    def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        return _pipes.make_write_pipe_transport(self, pipe, protocol, waiter, extra)
+
+    async def subprocess_exec(self, protocol_factory, program, *args, **kwargs):
+        return await _subprocess.subprocess_exec(self, protocol_factory, program,
+                                                 *args, **kwargs)
+
+    async def subprocess_shell(self, protocol_factory, cmd, **kwargs):
+        return await _subprocess.subprocess_shell(self, protocol_factory, cmd, **kwargs)
+
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout,
+                                         stderr, bufsize, extra=None, **kwargs):
+        return await _subprocess.make_subprocess_transport(
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            extra=extra, **kwargs)
+
+    # ---- end of pipes and subprocesses ----
 
 
 def new_event_loop() -> Loop:
