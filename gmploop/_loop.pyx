@@ -306,6 +306,10 @@ cdef class Loop:
             # awaited by sock_* both keep their waiting handles in reader/writer: a
             # level fd repeats while ready, an edge fd reports each change once, and
             # its waiters retry the syscall (see 'Socket waits' below).
+            if pd.mode == PD_EDGE:
+                # Sticky: a reader that stops on a short read asks whether the peer
+                # has shut down (its EOF has no edge of its own once reported).
+                pd.seen |= flags
             if pd.mode == PD_LEVEL or pd.mode == PD_EDGE:
                 if flags & ~GP_OUT and pd.reader is not None:
                     h = <Handle>pd.reader

@@ -39,6 +39,7 @@ cdef class PollDesc:
     cdef public object reader           # level mode: what to run when readable (opaque here)
     cdef public object writer           # level mode: what to run when writable
     cdef public object owner            # edge mode: the transport that owns the fd
+    cdef public uint32_t seen           # edge mode: every flag reported since set_edge
 
 
 cdef class Poller:

@@ -276,6 +276,7 @@ cdef class Poller:
         if r < 0:
             PyErr_SetFromErrno(OSError)
         pd.mode = PD_EDGE
+        pd.seen = 0
         pd.interest = GP_IN | GP_OUT | GP_EDGE
         self.registered += 1
         return 0

@@ -22,7 +22,10 @@ a write that completes at once, a burst of writes: none of them costs an
   go on until EAGAIN, a short read, or the per-turn budget. A short read means the
   socket's queue was empty at that instant; anything that arrives later raises a new
   edge (the kernel signals every arrival to an edge-triggered epoll), so stopping
-  there is safe and saves the EAGAIN syscall. A transport that stops on its budget
+  there is safe and saves the EAGAIN syscall. Except for the peer's EOF: a FIN that
+  came with the data was announced by the same edge (EPOLLRDHUP), and nothing more
+  will come after it, so once the poller has reported a hang-up (``pd.seen``) the
+  reader goes on to the zero-byte read. A transport that stops on its budget
   puts its read handle back on the run queue: no new edge will come for data already
   queued, and the other connections get their turn first.
 * Writes are optimistic: ``write`` calls ``send`` at once when nothing is buffered, and
@@ -80,7 +83,7 @@ from asyncio.log import logger as aio_logger
 
 from ._handles cimport Handle
 from ._loop cimport Loop
-from ._poller cimport PollDesc, PD_EDGE
+from ._poller cimport PollDesc, PD_EDGE, GP_RDHUP, GP_HUP, GP_ERR
 from ._typegraft import graft_bases
 
 
@@ -433,7 +436,7 @@ cdef class StreamTransport(_Pollable):
                     'Fatal error: protocol.buffer_updated() call failed.' if self._buffered
                     else 'Fatal error: protocol.data_received() call failed.')
                 return 0
-            if n < size:
+            if n < size and not (self._pd.seen & (GP_RDHUP | GP_HUP | GP_ERR)):
                 return 0            # drained; see 'How I/O is done'
             budget -= 1
             if budget == 0:
