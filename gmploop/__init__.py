@@ -13,6 +13,7 @@ import sys as _sys
 import warnings as _warnings
 
 from . import _loop
+from . import _dgram
 from ._poller import BACKEND as _BACKEND
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
@@ -25,6 +26,13 @@ class Loop(_loop.Loop, _asyncio.AbstractEventLoop):
     Behaves as asyncio's own loop does; see asyncio's documentation of
     AbstractEventLoop for each method.
     """
+
+    # --- datagram endpoints (gmploop/_dgram.pyx) ---
+    async def create_datagram_endpoint(self, protocol_factory, local_addr=None,
+                                       remote_addr=None, **kw):
+        return await _dgram.create_datagram_endpoint(
+            self, protocol_factory, local_addr, remote_addr, **kw)
+    # --- end datagram endpoints ---
 
 
 def new_event_loop() -> Loop:
