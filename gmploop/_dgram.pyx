@@ -652,7 +652,7 @@ cdef object make_transport(Loop loop, sock, protocol, address, waiter):
     io.fd = sock.fileno()
     io.family = sock.family
     io.address = address
-    io.connected = extra['peername'] is not None
+    io.connected = bool(extra['peername'])   # an unnamed AF_UNIX peer is ''
     io.buffer = deque()
     io.set_limits(None, None)
     io.read_handle = new_handle(io._on_readable, (), None, loop)
