@@ -42,7 +42,11 @@ already queued). An IPv4 sender's address is built in C, and reused as long as t
 datagrams come from the same peer; other families use the socket module's conversion.
 Writing: ``sendto`` tries the syscall first; on EAGAIN the datagram is copied into a
 FIFO and the write handle goes into the descriptor's ``writer`` until the FIFO is
-drained. Connected sockets send with ``send(2)`` straight from the caller's buffer.
+drained. Connected sockets send with ``send(2)`` straight from the caller's buffer;
+an unconnected IPv4 socket sends to a numeric (host, port) with ``sendto(2)`` and a
+``sockaddr_in`` kept for the last destination (a server answering one client reuses
+it); any other address goes through ``socket.sendto``, which resolves names and knows
+every family.
 
 Invariants
 ----------
