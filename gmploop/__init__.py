@@ -12,11 +12,10 @@ import asyncio as _asyncio
 import sys as _sys
 import warnings as _warnings
 
-from . import _loop
+from . import _dgram, _loop, _pipes, _subprocess
 from ._net import NetMixin as _NetMixin
-from ._streams import StreamsMixin as _StreamsMixin
 from ._poller import BACKEND as _BACKEND
-from . import _pipes, _subprocess
+from ._streams import StreamsMixin as _StreamsMixin
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
 __version__ = "0.1.0.dev0"
@@ -28,6 +27,16 @@ class Loop(_NetMixin, _StreamsMixin, _loop.Loop, _asyncio.AbstractEventLoop):
     Behaves as asyncio's own loop does; see asyncio's documentation of
     AbstractEventLoop for each method.
     """
+
+    # Connections, servers, TLS and sendfile come from NetMixin (gmploop/_net.py),
+    # the stream transports under them from StreamsMixin (gmploop/_streams.pyx).
+
+    # ---- datagram endpoints: gmploop/_dgram.pyx ----
+
+    async def create_datagram_endpoint(self, protocol_factory, local_addr=None,
+                                       remote_addr=None, **kwargs):
+        return await _dgram.create_datagram_endpoint(
+            self, protocol_factory, local_addr, remote_addr, **kwargs)
 
     # ---- pipes and subprocesses: gmploop/_pipes.pyx, gmploop/_subprocess.py ----
 
@@ -56,7 +65,6 @@ class Loop(_NetMixin, _StreamsMixin, _loop.Loop, _asyncio.AbstractEventLoop):
             self, protocol, args, shell, stdin, stdout, stderr, bufsize,
             extra=extra, **kwargs)
 
-    # ---- end of pipes and subprocesses ----
 
 
 def new_event_loop() -> Loop:
