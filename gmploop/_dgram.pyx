@@ -165,7 +165,7 @@ def _set_result_unless_cancelled(fut, result):
 # ---------------------------------------------------------------------- the transport
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """A datagram transport of a gmploop loop (see asyncio.DatagramTransport)."""
 
     __slots__ = ('_io', '__weakref__', '__dict__')

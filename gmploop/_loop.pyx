@@ -998,6 +998,11 @@ cdef class Loop:
                 owner = pd.owner
                 if type(owner) is _SockRef and (<_SockRef>owner).ref() is sock:
                     return pd
+                if type(owner) is not _SockRef and getattr(owner, '_sock_lent', False):
+                    # loop.sendfile on a transport: its socket is lent to
+                    # sock_sendfile, whose waits use the transport's registration
+                    # (its reader is paused and its write buffer empty meanwhile).
+                    return pd
                 _check_no_transport(fd, owner)
                 # Another socket had this number and was closed without telling us.
                 self._drop_sock_desc(pd)

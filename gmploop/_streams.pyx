@@ -695,6 +695,11 @@ cdef class StreamTransport(_Pollable):
     def _reset_empty_waiter(self):
         self._empty_waiter = None
 
+    @property
+    def _sock_lent(self):
+        """True while loop.sendfile has the socket (see Loop._sock_desc)."""
+        return self._empty_waiter is not None and not self._closing
+
     # -------------------------------------------------------------- closing
 
     def _fatal_error(self, exc, message='Fatal error on transport'):
