@@ -13,13 +13,14 @@ import sys as _sys
 import warnings as _warnings
 
 from . import _loop
+from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 
 __all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
 __version__ = "0.1.0.dev0"
 
 
-class Loop(_loop.Loop, _asyncio.AbstractEventLoop):
+class Loop(_NetMixin, _loop.Loop, _asyncio.AbstractEventLoop):
     """An asyncio event loop: one P of gmploop (run queue, timers, netpoller).
 
     Behaves as asyncio's own loop does; see asyncio's documentation of
