@@ -571,14 +571,18 @@ class NetMixin:
         sock.setblocking(False)
         protocol = protocol_factory()
         waiter = self.create_future()
-        if ssl:
-            transport = self._make_ssl_transport(
-                sock, protocol, None if isinstance(ssl, bool) else ssl, waiter,
-                server_side=server_side, server_hostname=server_hostname,
-                ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout)
-        else:
-            transport = self._make_socket_transport(sock, protocol, waiter)
+        try:
+            if ssl:
+                transport = self._make_ssl_transport(
+                    sock, protocol, None if isinstance(ssl, bool) else ssl, waiter,
+                    server_side=server_side, server_hostname=server_hostname,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout)
+            else:
+                transport = self._make_socket_transport(sock, protocol, waiter)
+        except BaseException:
+            sock.close()    # no transport owns it: it would leak
+            raise
         try:
             await waiter
         except BaseException:
@@ -693,10 +697,23 @@ class NetMixin:
         server = Server(self, sockets, protocol_factory, ssl, backlog,
                         ssl_handshake_timeout, ssl_shutdown_timeout)
         if start_serving:
-            await server.start_serving()
+            await self._serve_or_close(server, sockets)
         if self.get_debug():
             logger.info("%r is serving", server)
         return server
+
+    async def _serve_or_close(self, server, sockets):
+        """Start a new server; if that fails, its sockets do not outlive the error."""
+        try:
+            await server.start_serving()
+        except BaseException:
+            try:
+                server.close()
+            except Exception:   # the first error is the one to report
+                pass
+            for sock in sockets:
+                sock.close()
+            raise
 
     def _bind_listeners(self, infos, reuse_address, reuse_port, keep_alive):
         """One bound socket per addrinfo. An address family the host has no address
@@ -804,7 +821,7 @@ class NetMixin:
                         ssl_handshake_timeout, ssl_shutdown_timeout,
                         unix_paths=unix_paths)
         if start_serving:
-            await server.start_serving()
+            await self._serve_or_close(server, [sock])
         return server
 
     # TLS ---------------------------------------------------------------------------
