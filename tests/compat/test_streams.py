@@ -16,7 +16,6 @@ import random
 import shutil
 import socket
 import ssl
-import sys
 import tempfile
 
 import pytest

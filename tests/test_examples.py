@@ -1,0 +1,80 @@
+"""The examples run as the README says (python examples/NAME.py) and do what they print.
+
+Each runs in a child process with this checkout first on the module path, so it imports
+the gmploop under test rather than an installed one.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def run_example(name, *args, timeout=60):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    env.pop("PORT", None)
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES, name), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(90)
+def test_echo_sockets():
+    proc = run_example("echo_sockets.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "running on gmploop.Loop: 20 clients echoed 5 messages each" in proc.stdout
+    assert "loop stats:" in proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_aiohttp_hello():
+    pytest.importorskip("aiohttp")
+    proc = run_example("aiohttp_hello.py", str(free_port()))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "served 3 requests on gmploop.Loop\n"
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment():
+    pytest.importorskip("aiohttp")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, "aiohttp_hello.py"), "--serve"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT, "PORT": str(port)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line == f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)\n", (
+            line + proc.stderr.read() if proc.poll() is not None else line)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /there HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+        assert response.endswith(b"\r\n\r\nHello, there!\n"), response
+        assert proc.poll() is None     # still serving
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
