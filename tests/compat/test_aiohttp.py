@@ -298,4 +298,6 @@ def test_run_app_ends_on_sigint(loop):
     previous = signal.getsignal(signal.SIGINT)
     results = _run_app_and_query(loop, stop=stop, handle_signals=True)
     assert results == {"status": 200, "text": "Hello, world", "cleaned_up": True}
-    assert signal.getsignal(signal.SIGINT) is previous
+    # asyncio's remove_signal_handler puts Python's own SIGINT handler back (even
+    # where the process started with SIGINT ignored, as under a background shell).
+    assert signal.getsignal(signal.SIGINT) in (previous, signal.default_int_handler)

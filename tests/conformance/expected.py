@@ -44,13 +44,13 @@ _PRIVATE = {
         "reason": "reaches into asyncio private internals: mock.patch of "
                   "asyncio.base_events.socket and loop._start_serving, so a loop "
                   "with its own create_server binds 1.2.3.4:80 for real",
-        "match": r"Errno (99|13)|_start_serving|assign requested address|"
+        "match": r"Errno (98|99|13)|_start_serving|assign requested address|"
                  r"could not bind on any address"},
     "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv6": {
         "reason": "reaches into asyncio private internals: mock.patch of "
                   "asyncio.base_events.socket and loop._start_serving, so a loop "
                   "with its own create_server binds [::2]:80 for real",
-        "match": r"Errno (99|13)|_start_serving|assign requested address|"
+        "match": r"Errno (98|99|13)|_start_serving|assign requested address|"
                  r"getsockbyname"},
     # TRANSPORT_MODULES (not run by default).
     "test_sendfile.SendfileTests.test_sendfile_no_fallback_for_fallback_transport": {
@@ -145,5 +145,11 @@ EXPECTED = {
                       "asyncio.set_child_watcher, which only asyncio's own Unix "
                       "policy accepts; gmploop reaps its children itself (pidfd)",
             "match": r"NotImplementedError"},
+        "test_streams.StreamTests.test_unclosed_resource_warnings": {
+            "reason": "knock-on of test_read_all_from_pipe_reader above: that test "
+                      "stops at set_child_watcher before closing its pipe, and the "
+                      "pipe's two ResourceWarnings land in this test's count (it "
+                      "passes when run without that test)",
+            "match": r"3 != 1"},
     },
 }
