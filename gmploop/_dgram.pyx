@@ -271,34 +271,14 @@ cdef class _DgramIO:
         if self.buffer_size <= self.high_water or self.protocol_paused:
             return 0
         self.protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': 'protocol.pause_writing() failed',
-                'exception': exc,
-                'transport': self.transport,
-                'protocol': self.protocol,
-            })
+        self.loop._flow_control(self.protocol, True, self.transport)
         return 0
 
     cdef int maybe_resume_protocol(self) except -1:
         if not self.protocol_paused or self.buffer_size > self.low_water:
             return 0
         self.protocol_paused = False
-        try:
-            self.protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': 'protocol.resume_writing() failed',
-                'exception': exc,
-                'transport': self.transport,
-                'protocol': self.protocol,
-            })
+        self.loop._flow_control(self.protocol, False, self.transport)
         return 0
 
     # ------------------------------------------------------------------ reading

@@ -59,3 +59,4 @@ cdef class Loop:
     cdef char *_rbuf
     cdef Py_ssize_t _rbuf_size
     cdef char *_recv_buffer(self) except NULL
+    cdef int _flow_control(self, object protocol, bint pause, object transport) except -1

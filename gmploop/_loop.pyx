@@ -1065,6 +1065,26 @@ cdef class Loop:
             self._rbuf_size = RECV_BUFFER_SIZE
         return self._rbuf
 
+    cdef int _flow_control(self, object protocol, bint pause, object transport) except -1:
+        """Tell a transport's protocol to pause (or resume) writing; a protocol that
+        raises is reported to the exception handler, as asyncio's transports do."""
+        try:
+            if pause:
+                protocol.pause_writing()
+            else:
+                protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.call_exception_handler({
+                'message': (f'protocol.{"pause" if pause else "resume"}_writing() '
+                            f'failed'),
+                'exception': exc,
+                'transport': transport,
+                'protocol': protocol,
+            })
+        return 0
+
     cdef int _release_desc(self, PollDesc pd) except -1:
         """The transport is done with pd: out of the poller. Call before closing the
         fd. Idempotent; a no-op once the loop is closed."""

@@ -526,33 +526,13 @@ cdef class _WritePipe:
             return
         if not self._protocol_paused:
             self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    'message': 'protocol.pause_writing() failed',
-                    'exception': exc,
-                    'transport': self._transport,
-                    'protocol': self._protocol,
-                })
+            self._loop._flow_control(self._protocol, True, self._transport)
 
     cdef _maybe_resume_protocol(self):
         if (self._protocol_paused and
                 PyByteArray_GET_SIZE(self._buffer) <= self._low_water):
             self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    'message': 'protocol.resume_writing() failed',
-                    'exception': exc,
-                    'transport': self._transport,
-                    'protocol': self._protocol,
-                })
+            self._loop._flow_control(self._protocol, False, self._transport)
 
     # Closing.
 

@@ -655,32 +655,12 @@ cdef class StreamTransport(_Pollable):
         if self._wsize <= self._high or self._protocol_paused:
             return
         self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                'message': 'protocol.pause_writing() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        self._loop._flow_control(self._protocol, True, self)
 
     cdef _maybe_resume_protocol(self):
         if self._protocol_paused and self._wsize <= self._low:
             self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    'message': 'protocol.resume_writing() failed',
-                    'exception': exc,
-                    'transport': self,
-                    'protocol': self._protocol,
-                })
+            self._loop._flow_control(self._protocol, False, self)
 
     # -------------------------------------------------------------- sendfile support
 
