@@ -107,6 +107,52 @@ if _policy_base is not None:
         def _loop_factory(self):
             return new_event_loop()
 
+        if hasattr(_asyncio, "AbstractChildWatcher"):   # Python < 3.14
+            # asyncio's Unix policy keeps a child watcher, and code written for it calls
+            # get_child_watcher()/set_child_watcher(). gmploop's subprocesses do not
+            # need one (each child is reaped through its pidfd in the netpoller), but a
+            # watcher is kept exactly as asyncio keeps it, for the code that uses one
+            # directly: the same default, the same warnings, attached to the loop set
+            # from the main thread.
+            _watcher = None
+
+            def get_child_watcher(self):
+                """Get the watcher for child processes, made on first use as asyncio's
+                Unix policy makes it (deprecated there from 3.12)."""
+                if self._watcher is None:
+                    import asyncio.unix_events as unix_events
+                    with _asyncio.events._lock:
+                        if self._watcher is None:
+                            # 3.12+ prefers a pidfd watcher; 3.11 always threads.
+                            can_use_pidfd = getattr(unix_events, "can_use_pidfd", None)
+                            self._watcher = (unix_events.PidfdChildWatcher()
+                                             if can_use_pidfd and can_use_pidfd()
+                                             else unix_events.ThreadedChildWatcher())
+                if _sys.version_info >= (3, 12):
+                    _warnings._deprecated(
+                        "get_child_watcher", "{name!r} is deprecated as of Python "
+                        "3.12 and will be removed in Python {remove}.", remove=(3, 14))
+                return self._watcher
+
+            def set_child_watcher(self, watcher):
+                """Set the watcher for child processes; the previous one is closed."""
+                assert watcher is None or isinstance(
+                    watcher, _asyncio.AbstractChildWatcher)
+                if self._watcher is not None:
+                    self._watcher.close()
+                self._watcher = watcher
+                if _sys.version_info >= (3, 12):
+                    _warnings._deprecated(
+                        "set_child_watcher", "{name!r} is deprecated as of Python "
+                        "3.12 and will be removed in Python {remove}.", remove=(3, 14))
+
+            def set_event_loop(self, loop):
+                super().set_event_loop(loop)
+                import threading
+                if (self._watcher is not None
+                        and threading.current_thread() is threading.main_thread()):
+                    self._watcher.attach_loop(loop)
+
     def install():
         """Make gmploop the default loop: asyncio.set_event_loop_policy(Policy())."""
         _asyncio.set_event_loop_policy(Policy())

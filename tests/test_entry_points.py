@@ -149,3 +149,48 @@ def test_stats_count_a_known_workload():
     # n callbacks, plus the task steps and the future's wake-up around them.
     ran = after["callbacks"] - before["callbacks"]
     assert n <= ran <= n + 5, ran
+
+
+def _policies():
+    return [pytest.param(asyncio.DefaultEventLoopPolicy, id="asyncio"),
+            pytest.param(lambda: gmploop.Policy(), id="gmploop")]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14),
+                    reason="asyncio's child watchers are gone from 3.14")
+@pytest.mark.parametrize("make_policy", _policies())
+def test_policy_child_watcher_as_asyncio(make_policy):
+    """Code written for asyncio's Unix policy calls get/set_child_watcher (deprecated in
+    3.12, gone in 3.14); where asyncio has them, a gmploop policy answers as asyncio's."""
+    old = asyncio.get_event_loop_policy()
+    policy = make_policy()
+    try:
+        asyncio.set_event_loop_policy(policy)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            default = asyncio.get_child_watcher()
+            assert isinstance(default, asyncio.AbstractChildWatcher)
+            assert asyncio.get_child_watcher() is default
+            watcher = asyncio.SafeChildWatcher()
+            asyncio.set_child_watcher(watcher)
+            assert asyncio.get_child_watcher() is watcher
+            loop = policy.new_event_loop()
+            try:
+                policy.set_event_loop(loop)       # main thread: the watcher is attached
+                assert watcher._loop is loop
+                # A subprocess works with the watcher installed.
+                proc = loop.run_until_complete(asyncio.create_subprocess_exec(
+                    sys.executable, "-c", "raise SystemExit(3)"))
+                assert loop.run_until_complete(
+                    asyncio.wait_for(proc.wait(), 30)) == 3
+            finally:
+                asyncio.set_child_watcher(None)
+                policy.set_event_loop(None)
+                loop.close()
+        deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)
+                        and "child_watcher" in str(w.message)]
+        assert bool(deprecations) == (sys.version_info >= (3, 12))
+        with pytest.raises(AssertionError):
+            policy.set_child_watcher(object())
+    finally:
+        asyncio.set_event_loop_policy(old)
