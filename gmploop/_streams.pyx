@@ -25,9 +25,13 @@ a write that completes at once, a burst of writes: none of them costs an
   there is safe and saves the EAGAIN syscall. Except for the peer's EOF: a FIN that
   came with the data was announced by the same edge (EPOLLRDHUP), and nothing more
   will come after it, so once the poller has reported a hang-up (``pd.seen``) the
-  reader goes on to the zero-byte read. A transport that stops on its budget
-  puts its read handle back on the run queue: no new edge will come for data already
-  queued, and the other connections get their turn first.
+  reader queues itself again for the zero-byte read. It does not read on at once:
+  asyncio's reader sees data and the EOF behind it in two iterations, and code that
+  looks at a connection between them (``run_until_complete`` stopping on the
+  iteration after a result, say) relies on ``data_received`` and ``eof_received``
+  never sharing one. A transport that stops on its budget puts its read handle back
+  on the run queue the same way: no new edge will come for data already queued, and
+  the other connections get their turn first.
 * Writes are optimistic: ``write`` calls ``send`` at once when nothing is buffered, and
   buffers only what the kernel did not take. Buffered data leaves through ``sendmsg``
   with one iovec per buffered chunk when the writable edge comes; ``writelines``
@@ -436,11 +440,13 @@ cdef class StreamTransport(_Pollable):
                     'Fatal error: protocol.buffer_updated() call failed.' if self._buffered
                     else 'Fatal error: protocol.data_received() call failed.')
                 return 0
-            if n < size and not (self._pd.seen & (GP_RDHUP | GP_HUP | GP_ERR)):
-                return 0            # drained; see 'How I/O is done'
             budget -= 1
-            if budget == 0:
-                if self._pd is not None and self._pd.reader is self._rh:
+            if n < size or budget == 0:
+                # Drained, or out of budget. A hang-up already reported means an EOF
+                # waits behind the data with no edge to come: read it next iteration.
+                # See 'How I/O is done'.
+                if self._pd is not None and self._pd.reader is self._rh and (
+                        budget == 0 or self._pd.seen & (GP_RDHUP | GP_HUP | GP_ERR)):
                     loop.ready.put(self._rh)
                 return 0
         return 0

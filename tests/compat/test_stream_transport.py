@@ -271,6 +271,37 @@ def test_eof_received_return_value(loop, family, eof_result):
     run(loop, main())
 
 
+def test_data_and_the_eof_behind_it_arrive_in_two_iterations(loop, family):
+    """Data and the peer's FIN, both queued before the transport first reads: asyncio's
+    reader gives data_received in one iteration and eof_received in a later one, so
+    a callback that data_received schedules runs between them. Code that inspects a
+    connection on the iteration after its data (run_until_complete returning, say)
+    relies on that."""
+    class Marker(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            asyncio.get_running_loop().call_soon(self._event, "next iteration")
+
+    async def main():
+        with contextlib.ExitStack() as stack:
+            if family == "tcp":
+                lsock = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+                peer = stack.enter_context(socket.create_connection(lsock.getsockname()))
+                sock, _ = lsock.accept()
+            else:
+                sock, peer = socket.socketpair()
+                stack.enter_context(peer)
+            peer.sendall(b"last words")
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.sleep(0.01)      # both are in the kernel's queue now
+            transport, proto = await loop.connect_accepted_socket(Marker, sock)
+            assert await asyncio.wait_for(proto.lost, STEP_TIMEOUT) is None
+            assert proto.data == b"last words"
+            assert proto.events == ["made", "data", "next iteration", "eof", "lost"]
+
+    run(loop, main())
+
+
 def test_get_extra_info(loop, family):
     async def main():
         async with connected(family) as (transport, proto, peer):
