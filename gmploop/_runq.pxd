@@ -6,7 +6,8 @@ cdef class RunQueue:
 
     Owner P only: nothing here is safe to call from another thread without the GIL.
     """
-    cdef PyObject **ring        # capacity slots; [head, head+size) hold strong refs
+    cdef PyObject **ring        # capacity slots; [head, head+size) hold strong refs,
+                                # bit 0 set on hidden ones ('Hidden items')
     cdef Py_ssize_t head
     cdef Py_ssize_t size
     cdef Py_ssize_t mask        # capacity - 1; capacity is a power of two
@@ -14,6 +15,7 @@ cdef class RunQueue:
                                 # points at the ring (see 'Cycles' in _runq.pyx)
 
     cdef int put(self, object h) except -1
+    cdef int put_hidden(self, object h) except -1
     cdef object get(self)
     cdef void clear(self)
     cdef int _grow(self) except -1

@@ -45,6 +45,26 @@ Cython's own. ``tp_clear`` is ``clear``: it may run ``__del__`` that pushes, whi
 ``clear`` survives (see 'Invariants'); tested by ``tests/unit/test_runq.py``
 (``test_cycle_through_queue_is_collected``, ``test_del_pushing_during_dealloc_via_cycle``).
 
+Hidden items
+------------
+A loop that queues 300,000 callbacks at once (or a server under a burst) holds as many
+fresh handles, each a container the cycle collector must walk on every older-generation
+collection: in a ``call_soon`` microbenchmark that walking was half the run. Yet a
+handle that only the queue holds cannot be part of a cycle the queue does not show. So
+``put_hidden`` takes an item that the caller hands over to this queue alone (a fresh
+one-shot handle; never one that is or may be queued anywhere else) and untracks it:
+the collector no longer sees the item, and the queue's ``tp_traverse`` shows it what
+the item references instead (the item's own ``tp_traverse``, called with the
+collector's visitor), so every cycle through the item is still found and, through the
+queue's ``tp_clear``, broken. A hidden slot is marked by bit 0 of its pointer (objects
+are at least 8-byte aligned). An item leaves the queue tracked again (``get``,
+``clear``), so outside the queue nothing is ever hidden. ``put`` (shared items, such as
+a transport's read handle queued twice) hides nothing.
+
+Rejected: making handles untracked types (``no_gc``): a handle a user keeps after it ran
+would hide the cycle through its callback for good; and letting the loop untrack handles
+itself would need the loop to know, at every exit from the queue, which ones it hid.
+
 Races
 -----
 With the GIL, ``put`` from ``call_soon_threadsafe`` on another thread cannot interleave
@@ -55,6 +75,7 @@ while the ring is inconsistent (a DECREF happens only after the slot is cleared)
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from libc.stdint cimport uintptr_t
 
 cdef enum:
     INITIAL_CAPACITY = 256   # a guess: most iterations of a busy server queue fewer
@@ -69,6 +90,25 @@ cdef extern from "Python.h":
     ctypedef struct gc_TypeObject "PyTypeObject":
         gc_traverseproc tp_traverse
         gc_inquiry tp_clear
+    gc_TypeObject *Py_TYPE(PyObject *o) noexcept
+    bint PyObject_IS_GC(PyObject *o) noexcept
+    bint PyObject_GC_IsTracked(PyObject *o) noexcept
+    void PyObject_GC_Track(void *o) noexcept
+    void PyObject_GC_UnTrack(void *o) noexcept
+
+# Hidden slots (see 'Hidden items' above): bit 0 of the pointer.
+cdef inline PyObject *_untag(PyObject *p) noexcept:
+    return <PyObject *>(<uintptr_t>p & ~<uintptr_t>1)
+
+cdef inline bint _hidden(PyObject *p) noexcept:
+    return (<uintptr_t>p & 1) != 0
+
+cdef inline PyObject *_reveal(PyObject *p) noexcept:
+    """A slot's item leaves the queue: tracked again if it was hidden."""
+    cdef PyObject *o = _untag(p)
+    if o != p and not PyObject_GC_IsTracked(o):
+        PyObject_GC_Track(o)
+    return o
 
 
 cdef class RunQueue:
@@ -99,6 +139,19 @@ cdef class RunQueue:
         self.size += 1
         return 0
 
+    cdef int put_hidden(self, object h) except -1:
+        """Owner P (or any thread holding the GIL). Append h, which the caller hands to
+        this queue alone, hidden from the cycle collector while queued (see 'Hidden
+        items'). h must be a container the collector tracks."""
+        cdef PyObject *p = <PyObject *>h
+        if self.size > self.mask:
+            self._grow()
+        Py_INCREF(h)
+        PyObject_GC_UnTrack(p)
+        self.ring[(self.head + self.size) & self.mask] = <PyObject *>(<uintptr_t>p | 1)
+        self.size += 1
+        return 0
+
     cdef object get(self):
         """Owner P only. Remove and return the head; None when empty."""
         cdef PyObject *p
@@ -108,8 +161,9 @@ cdef class RunQueue:
         self.ring[self.head] = NULL
         self.head = (self.head + 1) & self.mask
         self.size -= 1
-        # The slot's reference passes to the caller: Cython's <object> cast takes a new
-        # one, so drop the slot's.
+        # A hidden item comes back tracked. The slot's reference passes to the caller:
+        # Cython's <object> cast takes a new one, so drop the slot's.
+        p = _reveal(p)
         h = <object>p
         Py_XDECREF(p)
         return h
@@ -122,7 +176,7 @@ cdef class RunQueue:
             self.ring[self.head] = NULL
             self.head = (self.head + 1) & self.mask
             self.size -= 1
-            Py_XDECREF(p)
+            Py_XDECREF(_reveal(p))
         self.head = 0
 
     cdef int _grow(self) except -1:
@@ -150,6 +204,13 @@ cdef class RunQueue:
     def push(self, h):
         """Append h (Python-level put, for tests)."""
         self.put(h)
+
+    def push_hidden(self, h):
+        """Append h hidden from the cycle collector (Python-level put_hidden, for
+        tests); h must be a tracked container that nothing else queues."""
+        if not PyObject_GC_IsTracked(<PyObject *>h):
+            raise TypeError("push_hidden() takes a container the collector tracks")
+        self.put_hidden(h)
 
     def pop(self):
         """Remove and return the head; IndexError when empty."""
@@ -181,10 +242,16 @@ cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
     if ring is not NULL:
         for i in range((<RunQueue>o).size):
             p = ring[(head + i) & mask]
-            if p is not NULL:
+            if p is NULL:
+                continue
+            if _hidden(p):
+                # What the hidden item references, as if the queue held it.
+                p = _untag(p)
+                r = Py_TYPE(p).tp_traverse(p, visit, arg)
+            else:
                 r = visit(p, arg)
-                if r:
-                    return r
+            if r:
+                return r
     return _cython_traverse(o, visit, arg)
 
 

@@ -401,3 +401,83 @@ def test_pushing_from_del_of_unrelated_object_during_dealloc():
     assert len(target) == 6
     drain(target)
     assert all(r() is None for r in log)
+
+
+# --- hidden items ('Hidden items' in _runq.pyx) ----------------------------------------
+
+
+def test_hidden_item_is_untracked_while_queued_and_tracked_after():
+    q = RunQueue()
+    item = Item(1)
+    assert gc.is_tracked(item)
+    q.push_hidden(item)
+    assert not gc.is_tracked(item)
+    assert q.pop() is item
+    assert gc.is_tracked(item)
+    q.push_hidden(item)
+    q.clear_py()
+    assert gc.is_tracked(item)          # still held here: it left the queue tracked
+
+
+def test_push_hidden_refuses_an_untracked_object():
+    with pytest.raises(TypeError):
+        RunQueue().push_hidden(12345)
+
+
+def test_cycle_through_hidden_item_is_collected():
+    # The cycle goes owner -> queue -> hidden item -> owner; the collector cannot see
+    # the item, so the queue must show it what the item holds.
+    class Owner:
+        pass
+
+    owner = Owner()
+    owner.q = RunQueue()
+    item = Item(0)
+    item.owner = owner
+    owner.q.push_hidden(item)
+    r_owner = weakref.ref(owner)
+    r_item = weakref.ref(item)
+    del owner, item
+    gc.collect()
+    assert r_item() is None
+    assert r_owner() is None
+
+
+def test_what_hidden_items_hold_survives_collections():
+    # Each hidden item holds the only reference to a cyclic payload that is alive
+    # through the queue: the collector must count those references as the queue's,
+    # exactly once each, or it frees live objects.
+    q = RunQueue()
+    payloads = []
+    for i in range(2000):
+        payload = Item(i)
+        payload.me = payload                # a cycle of its own, kept alive by the item
+        item = Item(-i)
+        item.payload = payload
+        q.push_hidden(item)
+        if i % 3 == 0:
+            q.push(payload)                 # and some payloads are queued directly too
+        payloads.append(weakref.ref(payload))
+    del payload, item
+    for _ in range(3):
+        gc.collect()
+    assert all(r() is not None for r in payloads)
+    seen = 0
+    while len(q):
+        got = q.pop()
+        assert gc.is_tracked(got)
+        if got.n <= 0 and hasattr(got, "payload"):
+            assert got.payload.me is got.payload and got.payload.n == -got.n
+            seen += 1
+    assert seen == 2000
+
+
+def test_gc_referents_of_a_hidden_item_are_the_queues():
+    q = RunQueue()
+    target = Item(7)
+    item = Item(1)
+    item.target = target
+    q.push_hidden(item)
+    refs = gc.get_referents(q)
+    assert not any(x is item for x in refs)
+    assert any(x is item.__dict__ or x is target for x in refs)
