@@ -330,7 +330,7 @@ cdef class Loop:
                 if th._cancelled:
                     timers.note_reaped()
                     continue
-                ready.put(th)
+                ready.put_hidden(th)          # popped: the run queue alone holds it
                 self._n_timers_fired += 1
 
         # 4. Run what is queued now; what these callbacks queue waits for the next turn.
@@ -521,7 +521,7 @@ cdef class Loop:
         cdef TimerHandle th = new_timer(when, callback, args, context, self)
         if self._debug:
             th._source_traceback = aio_extract_stack(sys._getframe(0))
-        self.timers.push(when, th)
+        self.timers.push_hidden(when, th)     # a fresh timer: the heap alone holds it
         th._scheduled = True
         th.heap = self.timers
         return th

@@ -57,7 +57,8 @@ the collector no longer sees the item, and the queue's ``tp_traverse`` shows it 
 the item references instead (the item's own ``tp_traverse``, called with the
 collector's visitor), so every cycle through the item is still found and, through the
 queue's ``tp_clear``, broken. A hidden slot is marked by bit 0 of its pointer (objects
-are at least 8-byte aligned). An item leaves the queue tracked again (``get``,
+are at least 8-byte aligned; ``_gchide.pxd`` holds the helpers, shared with the timer
+heap). An item leaves the queue tracked again (``get``,
 ``clear``), so outside the queue nothing is ever hidden. ``put`` (shared items, such as
 a transport's read handle queued twice) hides nothing.
 
@@ -75,40 +76,15 @@ while the ring is inconsistent (a DECREF happens only after the slot is cleared)
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.stdint cimport uintptr_t
 
 cdef enum:
     INITIAL_CAPACITY = 256   # a guess: most iterations of a busy server queue fewer
 
 
-# The GC slots (see 'Cycles' above), declared here without Cython's `except -1` so that
-# the functions below are plain C callbacks.
-cdef extern from "Python.h":
-    ctypedef int (*gc_visitproc "visitproc")(PyObject *, void *) noexcept
-    ctypedef int (*gc_traverseproc "traverseproc")(PyObject *, gc_visitproc, void *) noexcept
-    ctypedef int (*gc_inquiry "inquiry")(PyObject *) noexcept
-    ctypedef struct gc_TypeObject "PyTypeObject":
-        gc_traverseproc tp_traverse
-        gc_inquiry tp_clear
-    gc_TypeObject *Py_TYPE(PyObject *o) noexcept
-    bint PyObject_IS_GC(PyObject *o) noexcept
-    bint PyObject_GC_IsTracked(PyObject *o) noexcept
-    void PyObject_GC_Track(void *o) noexcept
-    void PyObject_GC_UnTrack(void *o) noexcept
-
-# Hidden slots (see 'Hidden items' above): bit 0 of the pointer.
-cdef inline PyObject *_untag(PyObject *p) noexcept:
-    return <PyObject *>(<uintptr_t>p & ~<uintptr_t>1)
-
-cdef inline bint _hidden(PyObject *p) noexcept:
-    return (<uintptr_t>p & 1) != 0
-
-cdef inline PyObject *_reveal(PyObject *p) noexcept:
-    """A slot's item leaves the queue: tracked again if it was hidden."""
-    cdef PyObject *o = _untag(p)
-    if o != p and not PyObject_GC_IsTracked(o):
-        PyObject_GC_Track(o)
-    return o
+from ._gchide cimport (
+    gc_visitproc, gc_traverseproc, gc_inquiry, gc_TypeObject,
+    PyObject_GC_IsTracked, hide, reveal, show,
+)
 
 
 cdef class RunQueue:
@@ -143,12 +119,10 @@ cdef class RunQueue:
         """Owner P (or any thread holding the GIL). Append h, which the caller hands to
         this queue alone, hidden from the cycle collector while queued (see 'Hidden
         items'). h must be a container the collector tracks."""
-        cdef PyObject *p = <PyObject *>h
         if self.size > self.mask:
             self._grow()
         Py_INCREF(h)
-        PyObject_GC_UnTrack(p)
-        self.ring[(self.head + self.size) & self.mask] = <PyObject *>(<uintptr_t>p | 1)
+        self.ring[(self.head + self.size) & self.mask] = hide(<PyObject *>h)
         self.size += 1
         return 0
 
@@ -163,7 +137,7 @@ cdef class RunQueue:
         self.size -= 1
         # A hidden item comes back tracked. The slot's reference passes to the caller:
         # Cython's <object> cast takes a new one, so drop the slot's.
-        p = _reveal(p)
+        p = reveal(p)
         h = <object>p
         Py_XDECREF(p)
         return h
@@ -176,7 +150,7 @@ cdef class RunQueue:
             self.ring[self.head] = NULL
             self.head = (self.head + 1) & self.mask
             self.size -= 1
-            Py_XDECREF(_reveal(p))
+            Py_XDECREF(reveal(p))
         self.head = 0
 
     cdef int _grow(self) except -1:
@@ -242,16 +216,10 @@ cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
     if ring is not NULL:
         for i in range((<RunQueue>o).size):
             p = ring[(head + i) & mask]
-            if p is NULL:
-                continue
-            if _hidden(p):
-                # What the hidden item references, as if the queue held it.
-                p = _untag(p)
-                r = Py_TYPE(p).tp_traverse(p, visit, arg)
-            else:
-                r = visit(p, arg)
-            if r:
-                return r
+            if p is not NULL:
+                r = show(p, visit, arg)
+                if r:
+                    return r
     return _cython_traverse(o, visit, arg)
 
 

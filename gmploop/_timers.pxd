@@ -1,11 +1,11 @@
 from cpython.object cimport PyObject
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uintptr_t
 
 
 ctypedef struct TimerSlot:
     double when
     uint64_t seq            # insertion order: equal deadlines fire FIFO
-    PyObject *obj           # strong reference
+    PyObject *obj           # strong reference; bit 0 set when hidden
 
 # Called on each entry by compact(): return True if the entry is dead (cancelled), and
 # the heap then drops it. Must not raise.
@@ -26,11 +26,14 @@ cdef class TimerHeap:
                                          # _timers.pyx points at the slots ('Cycles')
 
     cdef int push(self, double when, object obj) except -1
+    cdef int push_hidden(self, double when, object obj) except -1
+    cdef int _insert(self, double when, object obj, bint hidden) except -1
     cdef object pop(self)
     cdef inline double peek_when(self) noexcept:
         return self.slots[0].when
     cdef inline object peek(self):
-        return <object>self.slots[0].obj
+        # Bit 0 of a slot's pointer marks a hidden entry ('Hidden items', _runq.pyx).
+        return <object>(<PyObject *>(<uintptr_t>self.slots[0].obj & ~<uintptr_t>1))
     cdef inline void note_cancelled(self) noexcept:
         self.cancelled += 1
     cdef inline void note_reaped(self) noexcept:

@@ -29,7 +29,9 @@ Invariants
 * Heap order: for every i > 0, slot (i-1)//2 is <= slot i by (when, seq).
 * ``0 <= cancelled <= size``, counted by the loop: ``note_cancelled`` when a scheduled
   handle is cancelled, ``note_reaped`` when a cancelled one leaves the heap at the top.
-* Each slot owns one reference to its handle.
+* Each slot owns one reference to its handle. A slot pushed with ``push_hidden`` holds
+  a handle hidden from the cycle collector, its pointer tagged: see 'Hidden items' in
+  ``_runq.pyx`` (the same rule and helpers, ``_gchide.pxd``).
 * Whenever Python code can run (a release that calls ``__del__``, a collection, the
   ``dead`` function given to ``compact``), slots ``0 .. size-1`` are a valid heap and
   own exactly one reference each. ``pop`` and ``clear`` move the heap before they
@@ -56,15 +58,10 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint64_t
 
-# The GC slots (see 'Cycles' above), declared here without Cython's `except -1` so that
-# the functions below are plain C callbacks.
-cdef extern from "Python.h":
-    ctypedef int (*gc_visitproc "visitproc")(PyObject *, void *) noexcept
-    ctypedef int (*gc_traverseproc "traverseproc")(PyObject *, gc_visitproc, void *) noexcept
-    ctypedef int (*gc_inquiry "inquiry")(PyObject *) noexcept
-    ctypedef struct gc_TypeObject "PyTypeObject":
-        gc_traverseproc tp_traverse
-        gc_inquiry tp_clear
+from ._gchide cimport (
+    gc_visitproc, gc_traverseproc, gc_inquiry, gc_TypeObject,
+    PyObject_GC_IsTracked, hide, untag, reveal, show,
+)
 
 cdef enum:
     INITIAL_CAPACITY = 64
@@ -101,6 +98,17 @@ cdef class TimerHeap:
 
     cdef int push(self, double when, object obj) except -1:
         """Owner P only. Insert obj with deadline when; O(log n)."""
+        self._insert(when, obj, False)
+        return 0
+
+    cdef int push_hidden(self, double when, object obj) except -1:
+        """Owner P only. push(), for an obj that the caller hands to this heap alone,
+        hidden from the cycle collector while it waits (see 'Hidden items' in
+        _runq.pyx). obj must be a container the collector tracks."""
+        self._insert(when, obj, True)
+        return 0
+
+    cdef int _insert(self, double when, object obj, bint hidden) except -1:
         cdef TimerSlot *slots
         cdef TimerSlot item
         cdef Py_ssize_t i, parent
@@ -114,7 +122,7 @@ cdef class TimerHeap:
         Py_INCREF(obj)
         item.when = when
         item.seq = self.next_seq
-        item.obj = <PyObject *>obj
+        item.obj = hide(<PyObject *>obj) if hidden else <PyObject *>obj
         self.next_seq += 1
         # Sift up: move parents down until item's place is found.
         i = self.size
@@ -150,6 +158,7 @@ cdef class TimerHeap:
                 self.slots[i] = self.slots[child]
                 i = child
             self.slots[i] = last
+        top = reveal(top)
         obj = <object>top
         Py_XDECREF(top)
         return obj
@@ -181,7 +190,7 @@ cdef class TimerHeap:
         try:
             for i in range(n):
                 p = self.slots[i].obj
-                if dead(<object>p):
+                if dead(<object>untag(p)):
                     graves[i] = p
                     ndead += 1
                 else:
@@ -222,7 +231,7 @@ cdef class TimerHeap:
                 p = graves[i]
                 if p is not NULL:
                     graves[i] = NULL
-                    Py_XDECREF(p)
+                    Py_XDECREF(reveal(p))
         finally:
             PyMem_Free(graves)
         return 0
@@ -239,7 +248,7 @@ cdef class TimerHeap:
             self.size -= 1
             p = self.slots[self.size].obj
             self.slots[self.size].obj = NULL
-            Py_XDECREF(p)
+            Py_XDECREF(reveal(p))
 
     # Python-level access, for tests and introspection.
 
@@ -248,6 +257,13 @@ cdef class TimerHeap:
 
     def push_py(self, double when, obj):
         self.push(when, obj)
+
+    def push_hidden_py(self, double when, obj):
+        """push_hidden (tests only); obj must be a tracked container nothing else
+        queues."""
+        if not PyObject_GC_IsTracked(<PyObject *>obj):
+            raise TypeError("push_hidden_py() takes a container the collector tracks")
+        self.push_hidden(when, obj)
 
     def pop_py(self):
         if self.size == 0:
@@ -304,7 +320,7 @@ cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
     if slots is not NULL:
         for i in range((<TimerHeap>o).size):
             if slots[i].obj is not NULL:
-                r = visit(slots[i].obj, arg)
+                r = show(slots[i].obj, visit, arg)
                 if r:
                     return r
     return _cython_traverse(o, visit, arg)

@@ -597,3 +597,56 @@ def test_pushing_elsewhere_during_dealloc():
     assert len(target) == 6
     drain(target)
     assert all(r() is None for r in log)
+
+
+# --- hidden entries ('Hidden items' in _runq.pyx) -------------------------------------
+
+
+def test_hidden_entries_keep_order_and_leave_tracked():
+    h = TimerHeap()
+    items = [T(i) for i in range(200)]
+    rng = random.Random(5)
+    whens = [rng.random() for _ in items]
+    for when, item in zip(whens, items):
+        if item.name % 2:
+            h.push_hidden_py(when, item)
+            assert not gc.is_tracked(item)
+        else:
+            h.push_py(when, item)
+    gc.collect()
+    out = [h.pop_py() for _ in range(len(items))]
+    assert [o.name for o in out] == [items[i].name for i in sorted(range(200), key=whens.__getitem__)]
+    assert all(gc.is_tracked(o) for o in out)
+
+
+def test_hidden_entries_leave_tracked_through_compact_and_clear():
+    h = TimerHeap()
+    items = [T(i) for i in range(100)]
+    for i, item in enumerate(items):
+        h.push_hidden_py(float(i), item)
+    h.compact_py(lambda o: o.name % 2 == 0)
+    assert len(h) == 50
+    assert all(gc.is_tracked(o) for o in items if o.name % 2 == 0)
+    h.clear_py()
+    assert all(gc.is_tracked(o) for o in items)
+
+
+def test_cycle_through_hidden_entry_is_collected():
+    class Owner:
+        pass
+
+    owner = Owner()
+    owner.heap = TimerHeap()
+    item = T(0)
+    item.owner = owner
+    owner.heap.push_hidden_py(1.0, item)
+    r_owner, r_item = weakref.ref(owner), weakref.ref(item)
+    del owner, item
+    gc.collect()
+    assert r_item() is None
+    assert r_owner() is None
+
+
+def test_push_hidden_refuses_an_untracked_object():
+    with pytest.raises(TypeError):
+        TimerHeap().push_hidden_py(1.0, 42)
