@@ -41,6 +41,49 @@ def test_echo_sockets():
 
 
 @pytest.mark.timeout(90)
+def test_echo_server_streams_and_protocol():
+    proc = run_example("echo_server.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "streams  server on gmploop.Loop: 20 clients echoed 100 lines\n"
+        "protocol server on gmploop.Loop: 20 clients echoed 100 lines\n")
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_echo_server_serves_until_interrupted():
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, "echo_server.py"), "--serve"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ports = []
+        for kind in ("streams", "protocol"):
+            line = proc.stdout.readline()
+            assert line.startswith(f"{kind} echo server on 127.0.0.1:"), (
+                line + proc.stderr.read() if proc.poll() is not None else line)
+            ports.append(int(line.rsplit(":", 1)[1]))
+        assert proc.stdout.readline() == "Ctrl-C to stop\n"
+        for port in ports:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"one\ntwo\n")
+                sock.shutdown(socket.SHUT_WR)
+                echoed = b""
+                while chunk := sock.recv(65536):
+                    echoed += chunk
+            assert echoed == b"one\ntwo\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.timeout(90)
 def test_aiohttp_hello():
     pytest.importorskip("aiohttp")
     proc = run_example("aiohttp_hello.py", str(free_port()))

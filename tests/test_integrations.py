@@ -118,6 +118,24 @@ def test_uvicorn_serves_the_asgi_example_on_gmploop():
         server.kill()
 
 
+@pytest.mark.timeout(90)
+def test_asgi_example_run_as_a_script_starts_uvicorn_on_gmploop():
+    pytest.importorskip("uvicorn")
+    server = Server([sys.executable, os.path.join(EXAMPLES, "asgi_app.py"), "0"], cwd=ROOT)
+    try:
+        port = int(server.wait_for(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")[1])
+        assert request(port, "GET", "/") == (200, b"Hello from gmploop.Loop (request 1)\n")
+        status, log = server.stop(signal.SIGTERM)
+        # uvicorn shuts down cleanly, then raises the signal it caught again so that
+        # the process ends the way SIGTERM ends it (asyncio's loop gives the same).
+        assert status == -signal.SIGTERM, log
+        assert "Application shutdown complete." in log, log
+        assert "Finished server process" in log, log
+        assert "Traceback" not in log and "ERROR" not in log, log
+    finally:
+        server.kill()
+
+
 # ---- gunicorn with aiohttp ----
 
 GUNICORN_APP = '''
