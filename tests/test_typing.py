@@ -1,6 +1,7 @@
 """The shipped type stubs (gmploop/__init__.pyi, with py.typed) satisfy mypy --strict, and
 describe the public API precisely enough that a wrong use is an error."""
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -56,12 +57,18 @@ gmploop.new_event_loop().call_soon(1)
 
 def mypy(tmp_path, source):
     pytest.importorskip("mypy")
+    # The stub of the gmploop under test (a checkout's, or an installed wheel's), copied
+    # out so that mypy checks it as a file of its own: mypy refuses site-packages as a
+    # place for files to check, and silences errors in installed packages.
+    stubs = tmp_path / "stubs" / "gmploop"
+    stubs.mkdir(parents=True)
+    for name in ("__init__.pyi", "py.typed"):
+        shutil.copy(os.path.join(PACKAGE, name), stubs / name)
     (tmp_path / "snippet.py").write_text(textwrap.dedent(source))
     cmd = [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-           "--cache-dir", os.devnull, "snippet.py",
-           os.path.join(PACKAGE, "__init__.pyi")]
-    env = {**os.environ,
-           "MYPYPATH": os.path.dirname(PACKAGE), "PYTHONPATH": os.path.dirname(PACKAGE)}
+           "--cache-dir", os.devnull, "snippet.py", str(stubs / "__init__.pyi")]
+    env = {**os.environ, "MYPYPATH": str(tmp_path / "stubs")}
+    env.pop("PYTHONPATH", None)
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=100)
 
