@@ -4,6 +4,7 @@ Each runs in a child process with this checkout first on the module path, so it 
 the gmploop under test rather than an installed one.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -25,6 +26,48 @@ def run_example(name, *args, timeout=60):
                           timeout=timeout)
 
 
+@contextlib.contextmanager
+def serving(name, *args, **env):
+    """Run an example that serves until Ctrl-C; on leaving, interrupt it and check that
+    it exited cleanly and quietly."""
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, name), *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def first_line(proc):
+    """The next line of a serving example's output, or its stderr if it has died."""
+    line = proc.stdout.readline()
+    if not line and proc.poll() is not None:
+        raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read()}")
+    return line
+
+
+def exchange(port, data, half_close=True):
+    """Send data to 127.0.0.1:port (then half-close, unless told not to: a request
+    that asks the server to close needs no EOF), return everything read until EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,6 +84,29 @@ def test_echo_sockets():
 
 
 @pytest.mark.timeout(90)
+def test_echo_server_streams_and_protocol():
+    proc = run_example("echo_server.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "streams  server on gmploop.Loop: 20 clients echoed 100 lines\n"
+        "protocol server on gmploop.Loop: 20 clients echoed 100 lines\n")
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_echo_server_serves_until_interrupted():
+    with serving("echo_server.py", "--serve") as proc:
+        ports = []
+        for kind in ("streams", "protocol"):
+            line = first_line(proc)
+            assert line.startswith(f"{kind} echo server on 127.0.0.1:"), line
+            ports.append(int(line.rsplit(":", 1)[1]))
+        assert first_line(proc) == "Ctrl-C to stop\n"
+        for port in ports:
+            assert exchange(port, b"one\ntwo\n") == b"one\ntwo\n"
+
+
+@pytest.mark.timeout(90)
 def test_aiohttp_hello():
     pytest.importorskip("aiohttp")
     proc = run_example("aiohttp_hello.py", str(free_port()))
@@ -53,28 +119,12 @@ def test_aiohttp_hello():
 def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment():
     pytest.importorskip("aiohttp")
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(EXAMPLES, "aiohttp_hello.py"), "--serve"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT, "PORT": str(port)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line == f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)\n", (
-            line + proc.stderr.read() if proc.poll() is not None else line)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /there HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            response = b""
-            while chunk := sock.recv(65536):
-                response += chunk
+    with serving("aiohttp_hello.py", "--serve", PORT=str(port)) as proc:
+        line = first_line(proc)
+        assert line == f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)\n", line
+        response = exchange(
+            port, b"GET /there HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            half_close=False)
         assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
         assert response.endswith(b"\r\n\r\nHello, there!\n"), response
         assert proc.poll() is None     # still serving
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
-        assert proc.stderr.read() == ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
