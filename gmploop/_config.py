@@ -44,6 +44,12 @@ SYSMON_SAMPLES_PER_THRESHOLD = 4
 SYSMON_MIN_PERIOD_MS = 5
 SYSMON_MAX_PERIOD_MS = 1000
 
+# A slow callback's thread on CPU at least this share of the time is computing; below
+# it, the thread waits (in a blocking call, or for a CPU). A computing thread on a
+# machine with two runnable threads per core still gets about half a core; 0.25 leaves
+# room for a busier machine, and a sleeping thread uses well under 1%.
+SYSMON_CPU_BOUND_SHARE = 0.25
+
 # Frames of the blocking code kept in a report: the innermost ones, where the blocking
 # call is. Deep enough for aiohttp's handler and middleware chain, short enough to read.
 SYSMON_STACK_LIMIT = 32

@@ -78,6 +78,7 @@ Races it survives
 * ``fork()``: the child has no sysmon thread; it starts again there when a loop runs.
 """
 
+import linecache
 import logging
 import os
 import sys
@@ -112,17 +113,24 @@ class _Incident:
     """One slow callback, as sysmon saw it while it ran."""
 
     __slots__ = ("p", "pid", "since", "seen", "cpu_seen", "threshold", "handle", "task",
-                 "stack", "is_call", "expression", "where", "cpu_share", "awaiters",
-                 "lock")
+                 "stack", "is_call", "expression", "line", "where", "cpu_share",
+                 "awaiters", "lock")
 
     def describe(self):
         return _introspect.describe_handle(self.handle)
 
     def blocked_in(self):
-        share = "" if self.cpu_share is None else f", on CPU {self.cpu_share:.0%} of it"
-        if self.is_call and (self.cpu_share is None or self.cpu_share < 0.5):
-            return f"blocked in a call: {self.expression} ({self.where}{share})"
-        return f"running Python code: {self.expression} ({self.where}{share})"
+        """What the innermost frame is doing. The CPU share decides first: a thread
+        that computes hands the GIL to sysmon at a call as often as anywhere else."""
+        share = self.cpu_share
+        where = self.where if share is None else f"{self.where}, on CPU {share:.0%} of it"
+        if share is not None and share >= _config.SYSMON_CPU_BOUND_SHARE:
+            return f"running on CPU: {self.line} ({where})"
+        if self.is_call:
+            return f"blocked in a call: {self.expression} ({where})"
+        if share is None:
+            return f"running Python code: {self.line} ({where})"
+        return f"not running (the thread was not scheduled): {self.line} ({where})"
 
     def start_message(self, now):
         lines = [
@@ -310,9 +318,11 @@ class Sysmon:
         if frames:
             top = frames[-1]
             incident.is_call, incident.expression = _introspect.current_expression(top)
+            incident.line = linecache.getline(top.f_code.co_filename, top.f_lineno).strip()
             incident.where = f"{top.f_code.co_filename}:{top.f_lineno}"
         else:
-            incident.is_call, incident.expression, incident.where = False, "?", "?"
+            incident.is_call, incident.expression = False, "?"
+            incident.line = incident.where = "?"
         frames = top = None     # frames hold their locals: drop them at once
         cpu_now = _cpu_time(watch.thread_id)
         incident.cpu_share = None
