@@ -74,6 +74,20 @@ class DebugOptions:
 _KNOWN = {"sysmon": "sysmon_ms", "schedtrace": "schedtrace_ms"}
 
 
+def sysmon_threshold(value):
+    """Loop(sysmon=value) in seconds: None (or True) for GMPLOOP_DEBUG's, 0.1 s unless
+    it says otherwise; 0 (or False) for off."""
+    if value is None or value is True:
+        return DEBUG.sysmon_threshold
+    if value is False:
+        return 0.0
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"sysmon must be a number of seconds, not {type(value).__name__}")
+    if not value >= 0:      # also rejects NaN
+        raise ValueError(f"sysmon must be >= 0 seconds (0 turns it off), not {value!r}")
+    return float(value)
+
+
 def parse_debug(text):
     """DebugOptions from a GMPLOOP_DEBUG string ('' or None: all defaults)."""
     values = {}

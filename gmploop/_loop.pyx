@@ -123,20 +123,6 @@ cdef object thread_get_ident = threading.get_ident
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef int _n_loops = 0           # loops made in this process: the next one's ordinal
 
-
-cdef double _sysmon_threshold(object value) except? -1.0:
-    # Loop(sysmon=...) in seconds: None or True for GMPLOOP_DEBUG's (default 0.1 s),
-    # 0 or False for off.
-    if value is None or value is True:
-        return _config.DEBUG.sysmon_threshold
-    if value is False:
-        return 0.0
-    if not isinstance(value, (int, float)):
-        raise TypeError(f"sysmon must be a number of seconds, not {type(value).__name__}")
-    if not value >= 0:
-        raise ValueError(f"sysmon must be >= 0 seconds (0 turns it off), not {value!r}")
-    return value
-
 cdef enum:
     # asyncio's MAXIMUM_SELECT_TIMEOUT: the poller never sleeps longer than a day, so a
     # timeout computed from a far deadline never overflows the kernel's int of ms.
@@ -278,7 +264,7 @@ cdef class Loop:
         self._coroutine_origin_tracking_saved_depth = None
         self.set_debug(_is_debug_mode())
         self._observed = True
-        self.sysmon_threshold = _sysmon_threshold(sysmon)
+        self.sysmon_threshold = _config.sysmon_threshold(sysmon)
         self._p_index = _n_loops
         _n_loops += 1
 

@@ -181,7 +181,7 @@ class Watch:
         self.base_depth = _introspect.frame_depth(sys._getframe(1))
         self.seq = None
         if loop.sysmon_threshold > 0 or _config.DEBUG.schedtrace_ms > 0:
-            _SYSMON.ensure_running()
+            _SYSMON.ensure_running(loop.sysmon_threshold)
 
     def callback_ended(self, loop, incident, now):
         """Called by the loop, on its thread, after the flagged callback returned."""
@@ -215,6 +215,7 @@ class Sysmon:
         self._loops = weakref.WeakSet()
         self._thread = None
         self._wake = threading.Event()
+        self._period_now = None             # the sleep sysmon is in, in seconds
         self._started_at = time.monotonic()
 
     def watch(self, loop):
@@ -230,10 +231,13 @@ class Sysmon:
         return sorted((lp for lp in loops if not lp.is_closed()),
                       key=lambda lp: lp._p_index)
 
-    def ensure_running(self):
+    def ensure_running(self, threshold):
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                self._wake.set()            # a new loop may want a shorter period
+                sleeping = self._period_now
+                if (threshold > 0 and sleeping is not None and
+                        threshold / _config.SYSMON_SAMPLES_PER_THRESHOLD < sleeping):
+                    self._wake.set()        # this loop wants a shorter period
                 return
             self._thread = threading.Thread(target=self._main, name="gmploop-sysmon",
                                             daemon=True)
@@ -266,6 +270,7 @@ class Sysmon:
             if next_trace is not None:
                 timeout = max(0.0, min(timeout, next_trace - time.monotonic()))
             # No reference to a loop is held while waiting: sysmon keeps none alive.
+            self._period_now = timeout
             self._wake.wait(timeout)
             self._wake.clear()
             now = time.monotonic()
