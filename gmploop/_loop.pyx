@@ -320,18 +320,23 @@ cdef class Loop:
                 timeout_ms = <int>ceil(timeout * 1000)
         else:
             timeout_ms = -1
-        if timeout_ms != 0 and observed:
-            # A wait: timed (see 'Observability'); the readings serve the timers too.
-            self._poll_since = now if now != 0.0 else gp_monotonic()
+        if timeout_ms == 0:
+            now = 0.0
+            n = self.poller.wait(0)
+        else:
+            # A wait (see 'Observability'): timed when observed, by readings that
+            # serve the timers too.
+            if observed:
+                self._poll_since = now if now != 0.0 else gp_monotonic()
             self._state = LOOP_POLLING
             n = self.poller.wait(timeout_ms)
             self._state = LOOP_RUNNING
-            now = gp_monotonic()
-            self._poll_time += now - self._poll_since
-            self._poll_since = 0.0
-        else:
-            now = 0.0
-            n = self.poller.wait(timeout_ms)
+            if observed:
+                now = gp_monotonic()
+                self._poll_time += now - self._poll_since
+                self._poll_since = 0.0
+            else:
+                now = 0.0
 
         # 3a. I/O callbacks, with selectors' mapping of error bits: an error or hang-up
         # wakes both directions, as asyncio's selector loop reports them.
@@ -460,10 +465,11 @@ cdef class Loop:
         old_agen_hooks = sys.get_asyncgen_hooks()
         self._thread_id = thread_get_ident()
         self._run_since = gp_monotonic()
-        self._state = LOOP_RUNNING
         try:
             if self._monitor is not None:
+                # Before the state says running: see 'Races' in _sysmon.py.
                 self._monitor.loop_started(self)
+            self._state = LOOP_RUNNING
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             aio_set_running_loop(self)

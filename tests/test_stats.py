@@ -212,3 +212,19 @@ def test_stats_inside_the_running_loop():
     s, mine = gmploop.run(main())
     assert s.state == "run" and len(mine) == 1 and mine[0].state == "run"
     assert s.callbacks >= 1 and s.iterations >= 1
+
+
+def test_unobserved_loop_counts_but_does_not_time(loop):
+    # loop._observed = False is the benchmarks' baseline (bench/servers.py,
+    # bare_gmploop_loop): the counts stay exact, the polls go untimed.
+    loop._observed = False
+    seen = {}
+    t = threading.Timer(0.1, lambda: seen.setdefault("s", loop.stats()))
+    t.start()
+    loop.run_until_complete(asyncio.sleep(0.2))
+    t.join()
+    run_batch(loop, [lambda: None] * 5)
+    s = loop.stats()
+    assert seen["s"].state == "poll"
+    assert s.poll_time == 0.0 and s.busy_time > 0.15
+    assert s.callbacks >= 6

@@ -390,3 +390,26 @@ def test_schedtrace_off_by_default(tmp_path):
     out = _run_script(tmp_path, "import gmploop, asyncio\ngmploop.run(asyncio.sleep(0.3))", "")
     assert out.returncode == 0, out.stderr
     assert "gmploop: " not in out.stderr
+
+
+def test_sysmon_starts_again_in_a_forked_child(tmp_path):
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork here")
+    code = """
+        import logging, os, sys, time, gmploop
+        logging.basicConfig(level=logging.WARNING)
+        async def block(what):
+            time.sleep(0.3)
+        gmploop.run(block("parent"), sysmon=0.05)      # sysmon runs in the parent
+        pid = os.fork()
+        if pid == 0:
+            gmploop.run(block("child"), sysmon=0.05)
+            logging.shutdown()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """
+    out = _run_script(tmp_path, code, "")
+    assert out.returncode == 0, out.stderr
+    reporters = set(re.findall(r"\(pid (\d+)\) has been running one callback", out.stderr))
+    assert len(reporters) == 2, out.stderr     # the parent's report, and the child's
