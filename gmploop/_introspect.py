@@ -14,6 +14,7 @@ import asyncio
 import dis
 import linecache
 import logging
+import reprlib
 import sys
 import traceback
 
@@ -52,9 +53,21 @@ def thread_frames(thread_id, base_depth):
         frames.append(frame)
         frame = frame.f_back
     frames.reverse()
-    if 0 < base_depth < len(frames):
+    if base_depth <= len(frames):
         frames = frames[base_depth:]
     return frames
+
+
+def callback_call(handle):
+    """The handle's callback as a call expression, ``time.sleep(0.2)``: what a
+    callback written in C is doing, since it has no frame of its own to show."""
+    callback = getattr(handle, "_callback", None)
+    args = getattr(handle, "_args", None) or ()
+    module = getattr(callback, "__module__", None)
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    if module and module != "builtins":
+        name = f"{module}.{name}"
+    return f"{name}({', '.join(reprlib.repr(a) for a in args)})"
 
 
 def frame_depth(frame):

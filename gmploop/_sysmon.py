@@ -142,8 +142,9 @@ class _Incident:
         if self.awaiters:
             lines.append("awaited by:")
             lines.extend("  " + line for line in self.awaiters)
-        lines.append("Stack of the callback (most recent call last):")
-        lines.append("".join(self.stack.format()).rstrip("\n"))
+        if self.stack:
+            lines.append("Stack of the callback (most recent call last):")
+            lines.append("".join(self.stack.format()).rstrip("\n"))
         return "\n".join(lines)
 
     def end_message(self, total, share):
@@ -326,8 +327,10 @@ class Sysmon:
             incident.line = linecache.getline(top.f_code.co_filename, top.f_lineno).strip()
             incident.where = f"{top.f_code.co_filename}:{top.f_lineno}"
         else:
-            incident.is_call, incident.expression = False, "?"
-            incident.line = incident.where = "?"
+            # No Python frame above run_forever: the callback itself is C code.
+            incident.is_call = True
+            incident.expression = incident.line = _introspect.callback_call(handle)
+            incident.where = "no Python frame: the callback is C code"
         frames = top = None     # frames hold their locals: drop them at once
         cpu_now = _cpu_time(watch.thread_id)
         incident.cpu_share = None

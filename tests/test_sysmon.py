@@ -174,12 +174,15 @@ def test_blocked_aiohttp_handler_is_reported(records):
 
 def test_cpu_bound_callback_is_reported_as_running_python(records):
     done_at = []
+    cpu_share = []
 
     def spin():
-        deadline = time.monotonic() + 0.4
+        start, cpu = time.monotonic(), time.thread_time()
+        deadline = start + 0.4
         # One line, so that wherever the sample lands, it is on this line.
         while time.monotonic() < deadline: pass  # sysmon-test: spins
         done_at.append(time.monotonic())
+        cpu_share.append((time.thread_time() - cpu) / (done_at[0] - start))
 
     loop = gmploop.new_event_loop()
     try:
@@ -191,8 +194,9 @@ def test_cpu_bound_callback_is_reported_as_running_python(records):
     (start,) = records.messages(START)
     assert start[0] < done_at[0]
     assert "in spin" in start[2] and f"line {line_of('# sysmon-test: spins')}" in start[2]
-    # On CPU nearly all the time: computation, whatever call the sample landed on.
-    if sys.platform.startswith("linux"):
+    # On CPU most of the time: computation, whatever call the sample landed on. (A
+    # machine so busy that the thread got under half a core proves nothing here.)
+    if sys.platform.startswith("linux") and cpu_share[0] >= 0.5:
         assert "running on CPU: while time.monotonic() < deadline: pass" in start[2], start[2]
     assert "<Handle" in start[2]            # a plain callback, not a task
 
@@ -223,10 +227,10 @@ def test_blocking_socket_call_is_named(records):
 
 
 def test_one_report_per_incident_and_one_per_callback(records):
-    loop = gmploop.Loop(sysmon=0.05)
+    loop = gmploop.Loop(sysmon=0.1)
     try:
-        loop.call_soon(time.sleep, 0.4)     # one long incident: reported once
-        loop.call_soon(time.sleep, 0.15)    # the next callback: an incident of its own
+        loop.call_soon(time.sleep, 0.6)     # one long incident: reported once
+        loop.call_soon(time.sleep, 0.3)     # the next callback: an incident of its own
         loop.call_soon(time.sleep, 0.001)   # too short
         loop.call_soon(loop.stop)
         loop.run_forever()
@@ -289,7 +293,12 @@ def test_one_sysmon_thread_for_all_loops(records):
         t.join(30)
     names = [t.name for t in threading.enumerate()]
     assert names.count("gmploop-sysmon") == 1
-    assert len(records.messages(START)) == 2
+    # (A thread slow to reach the barrier may be reported too: count the sleeps.)
+    sleeps = [r[2] for r in records.messages(START) if "time.sleep(0.2)" in r[2]]
+    assert len(sleeps) == 2
+    # time.sleep is the callback itself: C code, no frame of the callback to show.
+    assert all("blocked in a call: time.sleep(0.2) (no Python frame" in m for m in sleeps)
+    assert not any("run_one" in m for m in sleeps)
 
 
 def test_debug_mode_logs_asyncio_line_and_call_graph(records, caplog):
