@@ -147,7 +147,7 @@ def test_states_seen_from_another_thread(loop):
     async def main():
         t = threading.Timer(0.1, look, ("polling",))
         t.start()
-        await asyncio.sleep(0.3)        # the loop waits in its poller meanwhile
+        await asyncio.sleep(0.5)        # the loop waits in its poller meanwhile
         t.join()
         look("running")
 
@@ -221,7 +221,7 @@ def test_unobserved_loop_counts_but_does_not_time(loop):
     seen = {}
     t = threading.Timer(0.1, lambda: seen.setdefault("s", loop.stats()))
     t.start()
-    loop.run_until_complete(asyncio.sleep(0.2))
+    loop.run_until_complete(asyncio.sleep(0.4))
     t.join()
     run_batch(loop, [lambda: None] * 5)
     s = loop.stats()

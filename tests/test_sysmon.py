@@ -124,13 +124,15 @@ def test_blocked_asyncio_server_handler_is_reported_before_it_returns(records):
 
     assert end[0] >= start[0] and end[3] != "gmploop-sysmon"    # the loop's thread
     total = float(re.search(r"returned after (\d+\.\d+) seconds", end[2]).group(1))
-    assert 0.45 <= total < 10, end[2]
+    # The start is known to within half a sampling period (12.5 ms); allow for a late
+    # first sample on a busy machine.
+    assert 0.4 <= total < 10, end[2]
 
     # The exception handler hears of it when the loop resumes.
     (ctx,) = contexts
     assert ctx["message"].startswith("gmploop sysmon: a callback blocked the loop for")
     assert ctx["task"].get_coro().__qualname__.endswith("handle_client")
-    assert ctx["blocked_for"] >= 0.45
+    assert ctx["blocked_for"] >= 0.4
     assert "time.sleep(0.5)" in ctx["blocked_in"]
     assert ctx["stack"][-1].name == "handle_client"
     assert ctx["stack"][-1].lineno == line_of("# sysmon-test: blocks")
@@ -260,7 +262,7 @@ def test_run_takes_sysmon(records):
         time.sleep(0.2)
 
     gmploop.run(main(), sysmon=0.05)
-    assert len(records.messages(START)) == 1
+    assert len([r for r in records.messages(START) if "time.sleep(0.2)" in r[2]]) == 1
 
 
 def test_sysmon_option_is_checked():
@@ -389,8 +391,9 @@ def test_schedtrace_prints_lines_at_its_period(tmp_path):
         parsed.append(m)
     elapsed = [int(m.group(1)) for m in parsed]
     assert elapsed == sorted(elapsed)
-    gaps = [b - a for a, b in zip(elapsed, elapsed[1:])]
-    assert all(gap >= 90 for gap in gaps), gaps     # never faster than the period
+    # Lines keep to the period's schedule (one late wake-up shortens the next gap, so
+    # the mean is what is checked).
+    assert (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1) >= 90, elapsed
     assert sum(int(m.group(5)) for m in parsed) > 1000      # callbacks were counted
     assert any(int(m.group(9)) >= 1 for m in parsed)        # the sleep's timer
 
