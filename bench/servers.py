@@ -295,6 +295,10 @@ def main(argv=None):
         asyncio.set_event_loop(loop)
 
         def on_error(loop, context):
+            if "blocked_for" in context:
+                # gmploop's sysmon reporting a callback that ran long (importing aiohttp
+                # at start-up, or a busy machine): already logged, and not an error.
+                return
             Counters.errors += 1
             loop.default_exception_handler(context)
 
