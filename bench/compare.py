@@ -20,7 +20,7 @@ import re
 import sys
 from collections import defaultdict
 
-LOOP_ORDER = ("asyncio", "uvloop", "rloop", "gmploop")
+LOOP_ORDER = ("asyncio", "uvloop", "rloop", "gmploop", "gmploop-bare")
 FALLBACK_BASELINE = "asyncio"
 
 

@@ -8,6 +8,10 @@ of names) to fail instead of skip, for a run whose purpose is to measure that lo
 
 The size and round knobs (GMPLOOP_BENCH_SCALE, _BUDGET, _ROUNDS) are read by
 test_loop_overhead.py; README.md lists them.
+
+GMPLOOP_BENCH_OBSERVE=1 adds the loop "gmploop-bare": gmploop with sysmon and the timed
+polls off (servers.py, bare_gmploop_loop), beside "gmploop" as users get it (sysmon on,
+stats timed), so that one run measures what observing a loop costs.
 """
 import asyncio
 import importlib
@@ -16,13 +20,18 @@ import sys
 
 import pytest
 
-LOOP_NAMES = ("asyncio", "uvloop", "rloop", "gmploop")
+OBSERVE = os.environ.get("GMPLOOP_BENCH_OBSERVE", "") not in ("", "0")
+LOOP_NAMES = ("asyncio", "uvloop", "rloop", "gmploop") + (("gmploop-bare",) if OBSERVE else ())
 
 
 def _load(name):
     """Return (factory, version) for a loop name, or raise ImportError saying why not."""
     if name == "asyncio":
         return asyncio.new_event_loop, "stdlib, Python " + sys.version.split()[0]
+    if name == "gmploop-bare":
+        from servers import bare_gmploop_loop
+        factory, version = _load("gmploop")
+        return bare_gmploop_loop, version + " (sysmon and timed polls off)"
     mod = importlib.import_module(name)
     factory = getattr(mod, "new_event_loop", None)
     if factory is None:

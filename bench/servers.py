@@ -49,7 +49,9 @@ import threading
 import traceback
 
 EXIT_UNSUPPORTED = 3
-LOOPS = ("asyncio", "uvloop", "rloop", "gmploop")
+# gmploop-bare: gmploop with sysmon and the timed polls off, the baseline against which
+# bench/ measures what observing a loop costs (GMPLOOP_BENCH_OBSERVE, bench/README.md).
+LOOPS = ("asyncio", "uvloop", "rloop", "gmploop", "gmploop-bare")
 KINDS = ("streams", "protocol", "buffered", "sock", "aiohttp", "httptools")
 RECV_SIZE = 256 * 1024
 
@@ -87,9 +89,23 @@ def signal_waiter():
             os._exit(0)
 
 
+def bare_gmploop_loop():
+    """A gmploop loop with nothing observing it: sysmon off, and the loop publishing
+    neither its current handle nor the time of its polls (loop._observed)."""
+    import gmploop
+    loop = gmploop.Loop(sysmon=0)
+    loop._observed = False
+    return loop
+
+
 def new_loop(name):
     if name == "asyncio":
         return asyncio.new_event_loop()
+    if name == "gmploop-bare":
+        try:
+            return bare_gmploop_loop()
+        except ImportError as exc:
+            raise Unsupported(f"gmploop not importable: {exc}") from exc
     try:
         mod = importlib.import_module(name)
     except ImportError as exc:
@@ -279,6 +295,10 @@ def main(argv=None):
         asyncio.set_event_loop(loop)
 
         def on_error(loop, context):
+            if "blocked_for" in context:
+                # gmploop's sysmon reporting a callback that ran long (importing aiohttp
+                # at start-up, or a busy machine): already logged, and not an error.
+                return
             Counters.errors += 1
             loop.default_exception_handler(context)
 

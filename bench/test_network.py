@@ -65,6 +65,8 @@ SIZES = {"1k": 1024, "10k": 10 * 1024, "100k": 100 * 1024}
 ECHO_KINDS = ("streams", "protocol", "buffered", "sock")
 HTTP_KINDS = ("aiohttp", "httptools")
 LOOPS = ("asyncio", "uvloop", "rloop", "gmploop")  # as conftest.LOOP_NAMES
+if os.environ.get("GMPLOOP_BENCH_OBSERVE", "") not in ("", "0"):
+    LOOPS += ("gmploop-bare",)
 START_TIMEOUT = 30.0
 REPORT_TIMEOUT = 10.0
 

@@ -6,18 +6,27 @@ Entry points::
     with asyncio.Runner(loop_factory=gmploop.new_event_loop) as r: r.run(main())
     gmploop.run(main())                                         # like uvloop.run
     asyncio.set_event_loop_policy(gmploop.Policy())              # where policies exist
+
+Observability (docs/observability.md): loop.stats() and gmploop.stats() return
+snapshots of the loops' counters; sysmon reports a callback that blocks a loop for
+longer than 100 ms (Loop(sysmon=seconds), gmploop.run(..., sysmon=seconds), or
+GMPLOOP_DEBUG=sysmon=MS; 0 turns it off); GMPLOOP_DEBUG=schedtrace=MS prints one line
+of scheduler state to stderr every MS milliseconds.
 """
 
 import asyncio as _asyncio
+import functools as _functools
 import sys as _sys
 import warnings as _warnings
 
-from . import _dgram, _loop, _pipes, _subprocess
+from . import _dgram, _loop, _pipes, _subprocess, _sysmon
 from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
+from ._stats import LoopStats, RuntimeStats
 from ._streams import StreamsMixin as _StreamsMixin
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "stats", "LoopStats",
+           "RuntimeStats")
 __version__ = "0.1.0.dev0"
 
 
@@ -30,6 +39,12 @@ class Loop(_NetMixin, _StreamsMixin, _loop.Loop, _asyncio.AbstractEventLoop):
 
     # Connections, servers, TLS and sendfile come from NetMixin (gmploop/_net.py),
     # the stream transports under them from StreamsMixin (gmploop/_streams.pyx).
+
+    def __init__(self, *, sysmon=None):
+        """sysmon: seconds a callback may run before sysmon reports it (None: the
+        GMPLOOP_DEBUG setting, 0.1 s by default; 0: never)."""
+        super().__init__(sysmon=sysmon)
+        _sysmon.watch(self)
 
     # ---- datagram endpoints: gmploop/_dgram.pyx ----
 
@@ -72,13 +87,22 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-def run(main, *, debug=None):
+def run(main, *, debug=None, sysmon=None):
     """Run a coroutine (or a zero-argument coroutine function) on a new gmploop loop
-    until it completes, the way asyncio.run does; return its result."""
+    until it completes, the way asyncio.run does; return its result.
+
+    sysmon: as Loop(sysmon=...)."""
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
-    with _asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
+    factory = new_event_loop if sysmon is None else _functools.partial(Loop, sysmon=sysmon)
+    with _asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main)
+
+
+def stats() -> RuntimeStats:
+    """Snapshots of every gmploop loop alive (not closed) in this process, in P order:
+    a RuntimeStats whose .ps holds one LoopStats per loop."""
+    return _sysmon.stats()
 
 
 # Policies: deprecated in Python 3.14 and gone in 3.16. Policy exists wherever asyncio

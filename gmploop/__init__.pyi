@@ -1,20 +1,57 @@
 """Type stubs for gmploop's public API (the package ships them with py.typed)."""
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Final, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "stats", "LoopStats",
+           "RuntimeStats")
 __version__: Final[str]
+
+class LoopStats:
+    p: int
+    pid: int
+    time: float
+    state: str
+    iterations: int
+    callbacks: int
+    io_events: int
+    timers_fired: int
+    ready: int
+    timers_pending: int
+    fds_registered: int
+    poll_ctl_calls: int
+    poll_time: float
+    busy_time: float
+    slow_callbacks: int
+    blocked_for: float
+    steals: int
+    stealable: int
+    @property
+    def utilization(self) -> float: ...
+    def keys(self) -> list[str]: ...
+    def __getitem__(self, key: str) -> Any: ...
+    def get(self, key: str, default: Any = ...) -> Any: ...
+    def items(self) -> list[tuple[str, Any]]: ...
+    def as_dict(self) -> dict[str, Any]: ...
+
+class RuntimeStats:
+    ps: tuple[LoopStats, ...]
+    @property
+    def procs(self) -> int: ...
+    def total(self, name: str) -> int | float: ...
+    def __iter__(self) -> Iterator[LoopStats]: ...
+    def __len__(self) -> int: ...
 
 class Loop(asyncio.AbstractEventLoop):
     """An asyncio event loop: one P of gmploop (run queue, timers, netpoller)."""
 
     slow_callback_duration: float
-    def __init__(self) -> None: ...
-    def stats(self) -> dict[str, int]: ...
+    sysmon_threshold: float
+    def __init__(self, *, sysmon: float | None = ...) -> None: ...
+    def stats(self) -> LoopStats: ...
 
     # Loop implements every method of asyncio.AbstractEventLoop, with asyncio's
     # signatures. Typeshed declares them abstract there; naming each one here, bound to
@@ -80,7 +117,9 @@ def run(
     main: Coroutine[Any, Any, _T] | Callable[[], Coroutine[Any, Any, _T]],
     *,
     debug: bool | None = None,
+    sysmon: float | None = None,
 ) -> _T: ...
+def stats() -> RuntimeStats: ...
 
 if sys.version_info >= (3, 14):
     from asyncio.events import _BaseDefaultEventLoopPolicy as _PolicyBase

@@ -4,6 +4,13 @@ from ._poller cimport Poller, PollDesc
 from ._handles cimport Handle, TimerHandle
 
 
+cdef enum LoopState:
+    # What a P is doing, as sysmon and stats() see it (see 'Observability' in _loop.pyx).
+    LOOP_STOPPED = 0      # not running (run_forever not entered, or returned)
+    LOOP_POLLING = 1      # blocked in the poller, waiting for events or a timer
+    LOOP_RUNNING = 2      # running callbacks, or the loop's own work between polls
+
+
 cdef class Loop:
     """One P: a run queue, a timer heap and a netpoller, run by one thread at a time."""
     cdef RunQueue ready
@@ -16,7 +23,7 @@ cdef class Loop:
     cdef object _thread_id               # threading.get_ident() of the running thread
     cdef readonly double _clock_resolution
     cdef public double slow_callback_duration
-    cdef object _current_handle           # debug mode: the handle being run
+    cdef object _current_handle           # the handle being run (None between batches)
 
     cdef object _exception_handler
     cdef object _task_factory
@@ -60,3 +67,22 @@ cdef class Loop:
     cdef Py_ssize_t _rbuf_size
     cdef char *_recv_buffer(self) except NULL
     cdef int _flow_control(self, object protocol, bint pause, object transport) except -1
+
+    # Observability: see 'Observability' in _loop.pyx. Written by the owner P only;
+    # read by sysmon and stats() from any thread, under the GIL.
+    cdef LoopState _state
+    cdef public bint _observed            # publish the current handle, time the polls
+    cdef public double sysmon_threshold   # seconds; 0.0: sysmon leaves this loop alone
+    cdef public object _monitor           # sysmon's record of this loop, or None
+    cdef public int _p_index              # the P's index (the runtime sets it)
+    cdef public unsigned long long _n_steals  # the runtime counts its steals here
+    cdef public object _steal_queue       # the runtime's stealable queue (len()), or None
+    # written: sysmon (_sysmon_claim) and owner P (_slow_callback_ended), under the GIL
+    cdef unsigned long long _slow_seq     # _n_callbacks of the callback sysmon flagged
+    cdef object _slow_incident            # sysmon's record of that incident
+    cdef readonly unsigned long long _n_slow
+    cdef double _run_since                # gp_monotonic() when run_forever began
+    cdef double _run_time                 # seconds in run_forever, earlier runs
+    cdef double _poll_since               # start of the current blocking poll, or 0
+    cdef double _poll_time                # seconds blocked in the poller, ever
+    cdef int _slow_callback_ended(self) except -1

@@ -46,6 +46,23 @@ Races it must survive
 * A callback closes an fd that is also in the current batch of events: the events were
   turned into queued handles before any callback ran, and ``remove_reader`` cancels the
   queued handle, so the stale callback does not run.
+
+Observability
+-------------
+The loop publishes what sysmon (``_sysmon.py``) and ``stats()`` read, at no cost per
+callback beyond what the loop did anyway: ``_state`` (stopped, polling, running) is
+stored twice per iteration; ``_n_callbacks`` is counted before each callback runs, and
+``_current_handle`` names it. Sysmon tells a blocked loop by a count that stops moving
+while the state says running (Go's sysmon compares ``schedtick`` the same way), so no
+clock is read per callback. Time is read only around a poll that may block: before it
+and after it, readings the timer code needed anyway; a poll that cannot block is work,
+not waiting, and is counted as busy time without a reading. Busy time is the running
+time minus the polling time.
+
+When sysmon finds a callback over its threshold, ``_sysmon_claim`` (one C call, so atomic
+under the GIL with respect to this thread) marks it in ``_slow_seq``; the loop tests
+that one field after each callback and, on the rare run where it is set, hands the
+incident back to sysmon to close (``_slow_callback_ended``), on the loop's own thread.
 """
 
 cimport cython
@@ -87,6 +104,8 @@ from ._poller cimport (
     GP_IN, GP_OUT, gp_monotonic,
 )
 from ._handles cimport Handle, TimerHandle, new_handle, new_timer, reap_timer
+from . import _config, _introspect
+from ._stats import LoopStats
 
 
 cdef object aio_Future = asyncio.Future
@@ -102,6 +121,7 @@ cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableE
 cdef object thread_get_ident = threading.get_ident
 
 cdef bint PY312 = sys.version_info >= (3, 12)
+cdef int _n_loops = 0           # loops made in this process: the next one's ordinal
 
 cdef enum:
     # asyncio's MAXIMUM_SELECT_TIMEOUT: the poller never sleeps longer than a day, so a
@@ -227,7 +247,8 @@ cdef class Loop:
             PyMem_Free(self._rbuf)
             self._rbuf = NULL
 
-    def __init__(self):
+    def __init__(self, *, sysmon=None):
+        global _n_loops
         self._closed = False
         self._stopping = False
         self._thread_id = None
@@ -242,6 +263,10 @@ cdef class Loop:
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self.set_debug(_is_debug_mode())
+        self._observed = True
+        self.sysmon_threshold = _config.sysmon_threshold(sysmon)
+        self._p_index = _n_loops
+        _n_loops += 1
 
     def __repr__(self):
         return (f'<{type(self).__name__} running={self.is_running()} '
@@ -263,9 +288,10 @@ cdef class Loop:
         cdef Handle h
         cdef PollDesc pd
         cdef uint32_t flags
-        cdef double timeout, end_time
+        cdef double timeout, end_time, now = 0.0
         cdef int timeout_ms, n, i
         cdef Py_ssize_t ntodo, k
+        cdef bint observed = self._observed
 
         # 1. Dead timers.
         if timers.needs_compaction():
@@ -283,7 +309,8 @@ cdef class Loop:
         if ready.size > 0 or self._stopping:
             timeout_ms = 0
         elif timers.size > 0:
-            timeout = timers.peek_when() - gp_monotonic()
+            now = gp_monotonic()
+            timeout = timers.peek_when() - now
             if timeout <= 0:
                 timeout_ms = 0
             elif timeout * 1000 >= MAXIMUM_SELECT_TIMEOUT_MS:
@@ -293,7 +320,23 @@ cdef class Loop:
                 timeout_ms = <int>ceil(timeout * 1000)
         else:
             timeout_ms = -1
-        n = self.poller.wait(timeout_ms)
+        if timeout_ms == 0:
+            now = 0.0
+            n = self.poller.wait(0)
+        else:
+            # A wait (see 'Observability'): timed when observed, by readings that
+            # serve the timers too.
+            if observed:
+                self._poll_since = now if now != 0.0 else gp_monotonic()
+            self._state = LOOP_POLLING
+            n = self.poller.wait(timeout_ms)
+            self._state = LOOP_RUNNING
+            if observed:
+                now = gp_monotonic()
+                self._poll_time += now - self._poll_since
+                self._poll_since = 0.0
+            else:
+                now = 0.0
 
         # 3a. I/O callbacks, with selectors' mapping of error bits: an error or hang-up
         # wakes both directions, as asyncio's selector loop reports them.
@@ -323,7 +366,7 @@ cdef class Loop:
 
         # 3b. Timers that are due (within the clock's resolution, as asyncio).
         if timers.size > 0:
-            end_time = gp_monotonic() + self._clock_resolution
+            end_time = (now if now != 0.0 else gp_monotonic()) + self._clock_resolution
             while timers.size > 0 and timers.peek_when() < end_time:
                 th = <TimerHandle>timers.pop()
                 th._scheduled = False
@@ -341,10 +384,26 @@ cdef class Loop:
             if h._cancelled:
                 continue
             self._n_callbacks += 1
+            if observed:
+                self._current_handle = h
             if self._debug:
                 self._run_handle_debug(h)
             else:
                 h.run()
+            if self._slow_seq:
+                self._slow_callback_ended()
+        if observed:
+            self._current_handle = None
+        return 0
+
+    cdef int _slow_callback_ended(self) except -1:
+        """Owner P only: the callback sysmon flagged has returned (or raised out of the
+        loop); sysmon closes the incident, on this thread."""
+        incident = self._slow_incident
+        self._slow_seq = 0
+        self._slow_incident = None
+        if self._monitor is not None and incident is not None:
+            self._monitor.callback_ended(self, incident, gp_monotonic())
         return 0
 
     cdef int _run_handle_debug(self, Handle h) except -1:
@@ -356,6 +415,11 @@ cdef class Loop:
             dt = gp_monotonic() - t0
             if dt >= self.slow_callback_duration:
                 _logger().warning('Executing %s took %.3f seconds', _format_handle(h), dt)
+                task = getattr(h.callback, '__self__', None)
+                if isinstance(task, aio_Task):
+                    # asyncio's line stays as it is; where the task now waits, and who
+                    # waits for it, go to gmploop's logger.
+                    _introspect.log_call_graph(task)
         finally:
             self._current_handle = None
         return 0
@@ -400,7 +464,12 @@ cdef class Loop:
         self._set_coroutine_origin_tracking(self._debug)
         old_agen_hooks = sys.get_asyncgen_hooks()
         self._thread_id = thread_get_ident()
+        self._run_since = gp_monotonic()
         try:
+            if self._monitor is not None:
+                # Before the state says running: see 'Races' in _sysmon.py.
+                self._monitor.loop_started(self)
+            self._state = LOOP_RUNNING
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             aio_set_running_loop(self)
@@ -409,6 +478,15 @@ cdef class Loop:
                 if self._stopping:
                     break
         finally:
+            self._state = LOOP_STOPPED
+            now = gp_monotonic()
+            if self._poll_since != 0.0:     # the poll raised (KeyboardInterrupt)
+                self._poll_time += now - self._poll_since
+                self._poll_since = 0.0
+            self._run_time += now - self._run_since
+            self._current_handle = None
+            if self._slow_seq:              # the slow callback raised out of the loop
+                self._slow_callback_ended()
             self._stopping = False
             self._thread_id = None
             aio_set_running_loop(None)
@@ -1311,17 +1389,52 @@ cdef class Loop:
     # ------------------------------------------------------------------ Public API: introspection
 
     def stats(self):
-        """A snapshot of this P's counters (cheap: no locks, no allocation but the dict)."""
-        return {
-            'iterations': self._n_iterations,
-            'callbacks': self._n_callbacks,
-            'io_events': self._n_io_events,
-            'timers_fired': self._n_timers_fired,
-            'ready': self.ready.size,
-            'timers_pending': self.timers.size - self.timers.cancelled,
-            'fds_registered': self.poller.registered,
-            'poll_ctl_calls': self.poller.ctl_calls,
-        }
+        """Any thread. A snapshot of this P's counters: a frozen gmploop.LoopStats
+        (cheap: plain fields copied, no lock)."""
+        cdef double now = gp_monotonic()
+        cdef double run_time = self._run_time, poll_time = self._poll_time
+        cdef double blocked_for = 0.0
+        if self._state == LOOP_STOPPED:
+            state = 'stopped'
+        else:
+            run_time += now - self._run_since
+            state = 'poll' if self._state == LOOP_POLLING else 'run'
+        if self._poll_since != 0.0:
+            poll_time += now - self._poll_since
+        if self._slow_seq and self._slow_incident is not None:
+            state = 'blocked'
+            blocked_for = now - self._slow_incident.since
+        return LoopStats(
+            p=self._p_index, pid=os.getpid(), time=now, state=state,
+            iterations=self._n_iterations, callbacks=self._n_callbacks,
+            io_events=self._n_io_events, timers_fired=self._n_timers_fired,
+            ready=self.ready.size,
+            timers_pending=self.timers.size - self.timers.cancelled,
+            fds_registered=0 if self._closed else self.poller.registered,
+            poll_ctl_calls=self.poller.ctl_calls,
+            poll_time=poll_time, busy_time=max(run_time - poll_time, 0.0),
+            slow_callbacks=self._n_slow, blocked_for=blocked_for,
+            steals=self._n_steals,
+            stealable=0 if self._steal_queue is None else len(self._steal_queue))
+
+    # Sysmon's two doors (see 'Observability' above). Any thread, under the GIL; neither
+    # runs Python code, so the owner P cannot run in the middle of one.
+
+    def _sysmon_peek(self):
+        """(state, callbacks counted, the current handle, threshold in seconds)."""
+        return (<int>self._state, self._n_callbacks, self._current_handle,
+                self.sysmon_threshold if self._observed else 0.0)
+
+    def _sysmon_claim(self, unsigned long long seq, incident):
+        """Flag callback number seq as slow, if it is still the one running and not
+        flagged already; True if it was."""
+        if (self._state != LOOP_RUNNING or self._n_callbacks != seq or
+                self._slow_seq != 0 or seq == 0):
+            return False
+        self._slow_seq = seq
+        self._slow_incident = incident
+        self._n_slow += 1
+        return True
 
 
 # ---------------------------------------------------------------------- socket helpers

@@ -31,7 +31,7 @@ def main() -> None:
     loop = gmploop.new_event_loop()
     handle: asyncio.TimerHandle = loop.call_later(1.0, print, "late")
     handle.cancel()
-    stats: dict[str, int] = loop.stats()
+    stats: gmploop.LoopStats = loop.stats()
     loop.close()
     with asyncio.Runner(loop_factory=gmploop.new_event_loop) as runner:
         k: int = runner.run(answer())

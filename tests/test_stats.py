@@ -1,0 +1,230 @@
+"""loop.stats() and gmploop.stats(): frozen snapshots whose counters agree with
+workloads of known size.
+
+The counts are exact: each workload is built so that asyncio's iteration order fixes
+how many callbacks, iterations and timers it takes (call_soon callbacks queued before
+run_forever all run in its first iteration; stop() makes that iteration the last).
+Times are only checked against what the workload guarantees (a sleep of 0.2 s in the
+poller is at least 0.15 s of poll time), never against an upper bound.
+"""
+import asyncio
+import dataclasses
+import pickle
+import socket
+import threading
+import time
+
+import pytest
+
+import gmploop
+
+
+def run_batch(loop, callbacks):
+    """Queue the callbacks and loop.stop, then run the loop: exactly one iteration."""
+    for cb in callbacks:
+        loop.call_soon(cb)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+@pytest.fixture
+def loop():
+    lp = gmploop.new_event_loop()
+    try:
+        yield lp
+    finally:
+        lp.close()
+
+
+@pytest.mark.parametrize("n", [1, 10, 1000, 25_000])
+def test_exactly_n_callbacks_in_one_iteration(loop, n):
+    ran = []
+    before = loop.stats()
+    run_batch(loop, [lambda: ran.append(1)] * n)
+    after = loop.stats()
+    assert len(ran) == n
+    assert after.callbacks - before.callbacks == n + 1          # and loop.stop
+    assert after.iterations - before.iterations == 1
+    assert after.timers_fired == before.timers_fired
+    assert after.ready == 0 and after.state == "stopped"
+
+
+def test_callbacks_queued_by_callbacks_run_in_later_iterations(loop):
+    n = 500
+    left = [n]
+
+    def link():
+        left[0] -= 1
+        if left[0]:
+            loop.call_soon(link)
+        else:
+            loop.stop()
+
+    before = loop.stats()
+    loop.call_soon(link)
+    loop.run_forever()
+    after = loop.stats()
+    assert after.callbacks - before.callbacks == n
+    assert after.iterations - before.iterations == n
+
+
+def test_cancelled_handles_are_not_counted(loop):
+    handles = [loop.call_soon(lambda: None) for _ in range(100)]
+    for h in handles[::2]:
+        h.cancel()
+    before = loop.stats()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert loop.stats().callbacks - before.callbacks == 50 + 1
+
+
+def test_timers_fired_and_pending(loop):
+    n = 300
+    fired = []
+    now = loop.time()
+    for i in range(n):
+        loop.call_at(now, fired.append, i)
+    far = [loop.call_later(3600, fired.append, -1) for _ in range(7)]
+    assert loop.stats().timers_pending == n + 7
+    far[0].cancel()
+    assert loop.stats().timers_pending == n + 6
+    before = loop.stats()
+    loop.call_at(now, loop.stop)
+    loop.run_forever()
+    after = loop.stats()
+    assert fired == list(range(n))
+    assert after.timers_fired - before.timers_fired == n + 1
+    assert after.callbacks - before.callbacks == n + 1
+    assert after.timers_pending == 6
+    for h in far:
+        h.cancel()
+    assert loop.stats().timers_pending == 0
+
+
+def test_fds_registered_and_io_events(loop):
+    a, b = socket.socketpair()
+    try:
+        base = loop.stats()
+        got = []
+
+        def on_readable():
+            got.append(a.recv(100))
+            loop.stop()
+
+        loop.add_reader(a, on_readable)
+        assert loop.stats().fds_registered == base.fds_registered + 1
+        b.send(b"x")
+        loop.run_forever()
+        after = loop.stats()
+        assert got == [b"x"]
+        assert after.io_events - base.io_events == 1
+        assert after.callbacks - base.callbacks == 1
+        loop.remove_reader(a)
+        assert loop.stats().fds_registered == base.fds_registered
+    finally:
+        a.close()
+        b.close()
+
+
+def test_poll_time_and_busy_time(loop):
+    before = loop.stats()
+    loop.run_until_complete(asyncio.sleep(0.2))      # waits in the poller
+    mid = loop.stats()
+    assert mid.poll_time - before.poll_time >= 0.15
+    run_batch(loop, [lambda: time.sleep(0.2)])      # busy: blocked in a callback
+    after = loop.stats()
+    assert after.busy_time - mid.busy_time >= 0.19
+    assert after.poll_time - mid.poll_time < 0.19   # the batch never waited
+    assert 0.0 < after.utilization < 1.0
+
+
+def test_states_seen_from_another_thread(loop):
+    seen = {}
+
+    def look(key):
+        seen[key] = loop.stats()
+
+    async def main():
+        t = threading.Timer(0.1, look, ("polling",))
+        t.start()
+        await asyncio.sleep(0.5)        # the loop waits in its poller meanwhile
+        t.join()
+        look("running")
+
+    look("before")
+    loop.run_until_complete(main())
+    look("after")
+    assert seen["before"].state == "stopped"
+    assert seen["polling"].state == "poll"
+    assert seen["running"].state == "run"
+    assert seen["after"].state == "stopped"
+    assert seen["polling"].poll_time > 0.05     # counted while still in progress
+
+
+def test_snapshot_is_frozen_and_reads_like_a_dict(loop):
+    run_batch(loop, [lambda: None] * 3)
+    s = loop.stats()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.callbacks = 0
+    assert s["callbacks"] == s.callbacks == 4
+    assert dict(s)["iterations"] == s.iterations
+    assert s.get("nope", 42) == 42
+    with pytest.raises(KeyError):
+        s["nope"]
+    assert set(s.keys()) >= {"callbacks", "iterations", "poll_time", "busy_time",
+                             "timers_pending", "fds_registered", "steals",
+                             "slow_callbacks", "ready"}
+    assert pickle.loads(pickle.dumps(s)) == s
+    run_batch(loop, [lambda: None])
+    assert s.callbacks == 4                     # a snapshot does not move
+    assert s.steals == 0 and s.stealable == 0   # no runtime: nothing to steal
+
+
+def test_gmploop_stats_lists_the_loops_alive():
+    a = gmploop.new_event_loop()
+    b = gmploop.new_event_loop()
+    try:
+        run_batch(a, [lambda: None] * 10)
+        run_batch(b, [lambda: None] * 20)
+        rs = gmploop.stats()
+        assert isinstance(rs, gmploop.RuntimeStats)
+        by_p = {s.p: s for s in rs.ps}
+        assert a.stats().p != b.stats().p
+        assert by_p[a.stats().p].callbacks == 11
+        assert by_p[b.stats().p].callbacks == 21
+        assert [s.p for s in rs.ps] == sorted(s.p for s in rs.ps)
+        assert rs.procs == len(rs.ps) == len(rs)
+        assert rs.total("callbacks") == sum(s.callbacks for s in rs)
+        b.close()
+        assert b.stats().p not in {s.p for s in gmploop.stats().ps}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_stats_inside_the_running_loop():
+    async def main():
+        loop = asyncio.get_running_loop()
+        s = loop.stats()
+        mine = [p for p in gmploop.stats().ps if p.p == s.p]
+        return s, mine
+
+    s, mine = gmploop.run(main())
+    assert s.state == "run" and len(mine) == 1 and mine[0].state == "run"
+    assert s.callbacks >= 1 and s.iterations >= 1
+
+
+def test_unobserved_loop_counts_but_does_not_time(loop):
+    # loop._observed = False is the benchmarks' baseline (bench/servers.py,
+    # bare_gmploop_loop): the counts stay exact, the polls go untimed.
+    loop._observed = False
+    seen = {}
+    t = threading.Timer(0.1, lambda: seen.setdefault("s", loop.stats()))
+    t.start()
+    loop.run_until_complete(asyncio.sleep(0.4))
+    t.join()
+    run_batch(loop, [lambda: None] * 5)
+    s = loop.stats()
+    assert seen["s"].state == "poll"
+    assert s.poll_time == 0.0 and s.busy_time > 0.15
+    assert s.callbacks >= 6
