@@ -12,12 +12,14 @@ import asyncio as _asyncio
 import sys as _sys
 import warnings as _warnings
 
-from . import _dgram, _loop, _pipes, _subprocess
+from . import _dgram, _loop, _pipes, _runtime, _subprocess
 from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 from ._streams import StreamsMixin as _StreamsMixin
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install")
+from ._runtime import PFailedError
+
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "PFailedError")
 __version__ = "0.1.0.dev0"
 
 
@@ -72,9 +74,19 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-def run(main, *, debug=None):
+def run(main, *, debug=None, procs=None):
     """Run a coroutine (or a zero-argument coroutine function) on a new gmploop loop
-    until it completes, the way asyncio.run does; return its result."""
+    until it completes, the way asyncio.run does; return its result.
+
+    procs: the number of Ps (default: $GMPLOOP_PROCS, else 1; 0 or "auto": one per
+    CPU this process may use). With more than one, main must be a callable returning
+    a coroutine: it runs once on every P, each a process pinned to its own CPU (see
+    docs/runtime.md), and run returns the list of their results, in P order.
+    """
+    if procs != 1:
+        n = _runtime.resolve_procs(procs)
+        if n > 1:
+            return _runtime.run_procs(main, n, debug, new_event_loop)
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
     with _asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:

@@ -1,0 +1,589 @@
+"""The runtime: many Ps, one per CPU, each a gmploop loop in a process of its own.
+
+What it does
+------------
+``gmploop.run(main, procs=N)`` (or ``GMPLOOP_PROCS=N``) turns the calling process into
+a *supervisor* that forks N *P processes*. Each P pins itself to one CPU, makes a new
+gmploop loop and runs ``main()`` on it exactly as ``asyncio.run`` would (a fresh
+``asyncio.Runner``: SIGINT cancels the main task, then the remaining tasks are
+cancelled, async generators and the default executor shut down). ``main`` runs once on
+every P, the way each worker of a prefork server starts the whole application, so no
+library ever sees two callbacks of one loop at once, and no Task moves between loops.
+
+On a build with the GIL a process is the only M that runs Python code in parallel, so
+here an M is a process and owns its P for life. (On free-threaded builds Ps could be
+threads of one process; that mode is future work.)
+
+Concepts
+--------
+* **Supervisor.** Forks the Ps, answers their requests, forwards SIGINT and SIGTERM,
+  reaps them and reports. It runs no event loop and no user code after the fork; its
+  loop is a ``selectors`` wait on the Ps' control sockets and a signal wakeup socket.
+* **Control socket.** One ``AF_UNIX``/``SOCK_SEQPACKET`` pair per P: message
+  boundaries for free, and file descriptors ride along (``SCM_RIGHTS``). A P asks
+  (``listen``) and waits for the answer; at its end it sends one report (``result``,
+  ``failed``, ``interrupted``). The supervisor never writes unasked, so a P reads its
+  socket only inside a request and needs no reader on its loop.
+* **Shared listeners.** See the section below.
+
+Rejected approaches
+-------------------
+* ``multiprocessing``: its start methods either re-import ``__main__`` (spawn,
+  forkserver: a ``main`` defined in a script or a lambda would not survive) or fork
+  with machinery (a resource tracker, feeder threads) the Ps do not need. A bare
+  ``os.fork`` gives each P the parent's imported modules, copy-on-write, the way a
+  prefork server does.
+* Threads as Ms on a GIL build: two loops in one process take turns on one core.
+* Migrating tasks or callbacks between Ps: a Task is bound to its loop (and, from
+  3.14, to its thread); the only work that may move is work not yet bound to a loop.
+  Between processes that is an accepted connection (an fd), never a coroutine.
+
+Shared listeners
+----------------
+A P that calls ``loop.create_server(host, port)`` (so also ``asyncio.start_server``,
+aiohttp's ``TCPSite`` and ``web.run_app``) does not bind: ``_net.listener_source`` is
+this module's ``ListenerClient``, which asks the supervisor for a socket for (family,
+type, proto, address, options). The supervisor binds it once, and hands every P that
+asks with the same key the same open file description over ``SCM_RIGHTS``. The n-th
+request for one key from a P gets the n-th socket bound for that key, so a ``main``
+that opens two servers on port 0 gets two sockets (the same two on every P), and
+every P sees the same ephemeral port.
+
+Every P registers that socket edge-triggered with ``EPOLLEXCLUSIVE``: a new
+connection wakes one P that is waiting in ``epoll_wait``, and a P that is running a
+callback is not the one woken (the kernel moves on to an epoll that has a waiter). A
+woken P accepts a small batch (``SHARED_ACCEPT_BATCH`` in ``_streams.pyx``) and
+requeues itself if more wait. So a P stuck in a callback accepts nothing new, and
+connections that arrive meanwhile go to the Ps that are polling: the known weakness of
+per-worker ``SO_REUSEPORT`` listeners (the kernel hashes each connection to one socket,
+polled or not) is gone.
+
+``GMPLOOP_LISTEN=reuseport`` keeps the per-P mode for comparison: the supervisor binds
+a placeholder with ``SO_REUSEPORT`` (never listening, so the kernel sends it nothing),
+which fixes the port, and each P binds a listener of its own to that address.
+
+The supervisor keeps its copy of each listener until the runtime ends, so a P that
+closes its server and opens it again finds the same socket; closing a server in every
+P stops accepting, but the port stays bound until ``run`` returns.
+
+Invariants
+----------
+* A P never returns into the caller's frames: whatever happens, it ends in
+  ``os._exit`` after one report to the supervisor.
+* Every P is accounted for: reaped, with its report or its exit status. A P that
+  fails (an exception out of ``main``, a non-zero exit, death by a signal, or an
+  interruption the supervisor did not ask for) makes ``run`` raise ``PFailedError``
+  with its status and traceback, after the other Ps were shut down.
+* ``run`` restores the signal handlers and the wakeup fd it found.
+
+Races it survives
+-----------------
+* A signal during the forks: SIGINT, SIGTERM and SIGCHLD are blocked around each
+  ``fork``; the child installs its own handlers before unblocking them.
+* The supervisor dies (SIGKILL): each P asked the kernel for SIGTERM on its parent's
+  death (``PR_SET_PDEATHSIG``) and checks, after asking, that the parent is still the
+  one it was forked from.
+* Ctrl-C in a terminal signals the whole foreground process group. Each P leads a
+  process group of its own, so it receives SIGINT once, from the supervisor; a second
+  Ctrl-C is forwarded as a second SIGINT, which interrupts the P at once, as a second
+  Ctrl-C interrupts ``asyncio.run``. SIGTERM is idempotent in a P (a service manager
+  may signal every process of the service and the supervisor forwards it too).
+* A P's report and its exit race: the report is read from its control socket when the
+  socket is readable and once more after the P is reaped, before the socket is closed.
+"""
+
+import asyncio
+import errno
+import os
+import pickle
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+from asyncio import events as aio_events
+
+from . import _net
+
+__all__ = ("PFailedError", "resolve_procs", "run_procs")
+
+# A report or request larger than this is cut (a traceback) or refused (a result): the
+# kernel's default socket buffer, which bounds one SEQPACKET message, is about 200 KiB.
+MAX_MESSAGE = 128 * 1024
+# Longest traceback text a P sends; the end of a traceback is the part that matters.
+MAX_TRACEBACK = 64 * 1024
+# Signals the supervisor handles itself while Ps run.
+SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+PR_SET_PDEATHSIG = 1    # <linux/prctl.h>
+
+
+class PFailedError(RuntimeError):
+    """One or more Ps of ``gmploop.run(main, procs=N)`` failed.
+
+    ``failures`` is a list of ``(index, pid, status, traceback_text)``: the P's number,
+    its process id, how it ended (e.g. ``"exit status 1"``, ``"killed by SIGKILL"``)
+    and the traceback it sent (``""`` when it could send none).
+    """
+
+    def __init__(self, failures):
+        self.failures = failures
+        lines = [f"{len(failures)} of gmploop's Ps failed:"]
+        for index, pid, status, tb in failures:
+            lines.append(f"P{index} (pid {pid}): {status}")
+            if tb:
+                lines.append("  " + tb.rstrip().replace("\n", "\n  "))
+        super().__init__("\n".join(lines))
+
+
+def resolve_procs(procs):
+    """The number of Ps for run(procs=...): procs as given, else $GMPLOOP_PROCS, else 1;
+    0 or "auto" means one per CPU this process may run on."""
+    if procs is None:
+        procs = os.environ.get("GMPLOOP_PROCS", "") or 1
+    if isinstance(procs, str):
+        text = procs.strip().lower()
+        if text == "auto":
+            procs = 0
+        else:
+            try:
+                procs = int(text)
+            except ValueError:
+                raise ValueError(
+                    f"procs must be a number of Ps, 0 or 'auto', not {procs!r}") from None
+    elif isinstance(procs, bool) or not isinstance(procs, int):
+        raise TypeError(f"procs must be an int or 'auto', not {type(procs).__name__}")
+    if procs < 0:
+        raise ValueError(f"procs must be >= 0, not {procs}")
+    if procs == 0:
+        procs = len(_usable_cpus()) or 1
+    return procs
+
+
+def _usable_cpus():
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def listen_mode():
+    """'shared' (one listener for all Ps) or 'reuseport' (one per P), from
+    $GMPLOOP_LISTEN."""
+    mode = os.environ.get("GMPLOOP_LISTEN", "") or "shared"
+    if mode not in ("shared", "reuseport"):
+        raise ValueError(f"GMPLOOP_LISTEN must be 'shared' or 'reuseport', not {mode!r}")
+    return mode
+
+
+def run_procs(main, procs, debug, loop_factory):
+    """Run main() on procs Ps (procs > 1); see the module essay."""
+    if asyncio.iscoroutine(main) or not callable(main):
+        if asyncio.iscoroutine(main):
+            main.close()    # it will never run: no "never awaited" warning
+        raise TypeError(
+            f"gmploop.run(main, procs={procs}) runs main once on every P, so main must "
+            f"be a callable that returns a coroutine (e.g. an async def function), "
+            f"not {type(main).__name__}")
+    if aio_events._get_running_loop() is not None:
+        raise RuntimeError("gmploop.run() cannot be called from a running event loop")
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("gmploop.run(procs=N) must be called from the main thread")
+    if not hasattr(os, "fork"):
+        raise RuntimeError("gmploop.run(procs=N) needs os.fork")
+    return Supervisor(procs, listen_mode()).run(main, debug, loop_factory)
+
+
+# ---------------------------------------------------------------------- messages
+
+def _send(sock, message, fds=()):
+    data = pickle.dumps(message)
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+# ---------------------------------------------------------------------- supervisor
+
+class _PState:
+    """The supervisor's record of one P."""
+
+    __slots__ = ("index", "pid", "cpu", "sock", "report", "status")
+
+    def __init__(self, index, pid, cpu, sock):
+        self.index = index
+        self.pid = pid
+        self.cpu = cpu
+        self.sock = sock
+        self.report = None      # the P's last message: ("result", value), ...
+        self.status = None      # os.waitpid status once reaped
+
+
+class Supervisor:
+    """Forks the Ps and looks after them (see 'Concepts' above). Main thread only."""
+
+    def __init__(self, procs, mode):
+        self.procs = procs
+        self.mode = mode
+        self.ps = []
+        self.listeners = {}     # key -> [socket, ...] in the order first asked for
+        self.selector = None
+        self.shutdown_signal = None     # the first SIGINT/SIGTERM received
+        self.failed = False
+
+    def run(self, main, debug, loop_factory):
+        cpus = _usable_cpus()
+        pinned = hasattr(os, "sched_setaffinity")
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        old_handlers = {}
+        old_wakeup = None
+        self.selector = selectors.DefaultSelector()
+        try:
+            for sig in SUPERVISOR_SIGNALS:
+                old_handlers[sig] = signal.signal(sig, _note_signal)
+            old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+            self.selector.register(wake_r, selectors.EVENT_READ, None)
+            for index in range(self.procs):
+                cpu = cpus[index % len(cpus)] if pinned and cpus else None
+                self._fork(index, cpu, main, debug, loop_factory, wake_r, wake_w)
+            self._supervise(wake_r)
+        except BaseException:
+            # The supervisor itself failed (or was interrupted before it could set up):
+            # no P may outlive it unreported.
+            self._kill_all(signal.SIGTERM)
+            self._reap_all_blocking()
+            raise
+        finally:
+            if old_wakeup is not None:
+                signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            self.selector.close()
+            for p in self.ps:
+                p.sock.close()
+            for socks in self.listeners.values():
+                for s in socks:
+                    s.close()
+            wake_r.close()
+            wake_w.close()
+        return self._outcome()
+
+    def _fork(self, index, cpu, main, debug, loop_factory, wake_r, wake_w):
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                # The P: never returns (see 'Invariants').
+                try:
+                    parent_sock.close()
+                    wake_r.close()
+                    wake_w.close()
+                    for p in self.ps:
+                        p.sock.close()
+                    self.selector.close()
+                    for socks in self.listeners.values():
+                        for s in socks:
+                            s.close()
+                finally:
+                    _p_main(index, cpu, child_sock, main, debug, loop_factory,
+                            self.mode, blocked)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        child_sock.close()
+        p = _PState(index, pid, cpu, parent_sock)
+        self.ps.append(p)
+        self.selector.register(parent_sock, selectors.EVENT_READ, p)
+
+    def _supervise(self, wake_r):
+        while any(p.status is None for p in self.ps):
+            for key, _ in self.selector.select(timeout=1.0):
+                if key.data is None:
+                    self._signals(wake_r)
+                else:
+                    self._read_messages(key.data)
+            self._reap()
+
+    def _signals(self, wake_r):
+        try:
+            data = wake_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                if self.shutdown_signal is None:
+                    self.shutdown_signal = signum
+                self._kill_all(signum)
+
+    def _kill_all(self, signum):
+        for p in self.ps:
+            if p.status is None:
+                try:
+                    os.kill(p.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def _read_messages(self, p):
+        while True:
+            try:
+                # A P sends no fds; any that came anyway the kernel closes (MSG_CTRUNC).
+                data = p.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._unregister(p)
+                return
+            message = pickle.loads(data)
+            if message[0] == "listen":
+                self._answer_listen(p, message[1], message[2])
+            else:
+                p.report = message
+
+    def _unregister(self, p):
+        try:
+            self.selector.unregister(p.sock)
+        except (KeyError, ValueError):
+            pass
+
+    def _answer_listen(self, p, key, index):
+        family, type_, proto, address, reuse_address, reuse_port, keep_alive = key
+        socks = self.listeners.setdefault(key, [])
+        try:
+            while len(socks) <= index:
+                sock = _net.bound_listener(
+                    family, type_, proto, address, reuse_address,
+                    reuse_port or self.mode == "reuseport", keep_alive)
+                if sock is None:
+                    _send(p.sock, ("nofamily",))
+                    return
+                socks.append(sock)
+        except OSError as exc:
+            _send(p.sock, ("oserror", exc.errno, exc.strerror or str(exc)))
+            return
+        except Exception as exc:
+            _send(p.sock, ("error", type(exc).__name__, str(exc)))
+            return
+        _send(p.sock, ("ok", self.mode), [socks[index].fileno()])
+
+    def _reap(self):
+        for p in self.ps:
+            if p.status is not None:
+                continue
+            try:
+                pid, status = os.waitpid(p.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = p.pid, 255 << 8
+            if pid == 0:
+                continue
+            p.status = status
+            self._read_messages(p)
+            self._unregister(p)
+            if self._p_failed(p) and not self.failed:
+                # One P lost is a failed program: stop the others as on SIGTERM.
+                self.failed = True
+                self._kill_all(signal.SIGTERM)
+
+    def _reap_all_blocking(self):
+        for p in self.ps:
+            if p.status is None:
+                try:
+                    _, p.status = os.waitpid(p.pid, 0)
+                except ChildProcessError:
+                    p.status = 255 << 8
+
+    def _p_failed(self, p):
+        kind = p.report[0] if p.report else None
+        if kind == "result" and os.waitstatus_to_exitcode(p.status) == 0:
+            return False
+        # Ended by the shutdown the supervisor asked for: that is not a failure.
+        if kind == "interrupted" and (self.shutdown_signal is not None or self.failed):
+            return False
+        return True
+
+    def _outcome(self):
+        failures = []
+        results = []
+        for p in self.ps:
+            if self._p_failed(p):
+                failures.append((p.index, p.pid, self._describe(p), self._traceback(p)))
+            elif p.report and p.report[0] == "result":
+                results.append(p.report[1])
+            else:
+                results.append(None)
+        if failures:
+            raise PFailedError(failures)
+        if self.shutdown_signal == signal.SIGINT:
+            raise KeyboardInterrupt()
+        if self.shutdown_signal == signal.SIGTERM:
+            raise SystemExit(128 + signal.SIGTERM)
+        return results
+
+    @staticmethod
+    def _traceback(p):
+        if p.report and p.report[0] in ("failed", "interrupted"):
+            return p.report[1]
+        return ""
+
+    def _describe(self, p):
+        code = os.waitstatus_to_exitcode(p.status)
+        if code < 0:
+            how = f"killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exit status {code}"
+        kind = p.report[0] if p.report else None
+        if kind is None:
+            return f"{how}, without a report"
+        if kind == "interrupted":
+            return f"{how}, interrupted by a signal the runtime did not send"
+        if kind == "failed":
+            return f"{how}, main raised an exception"
+        return how
+
+
+def _note_signal(signum, frame):
+    """Supervisor's handler: nothing; the signal number reaches the wakeup socket."""
+
+
+# ---------------------------------------------------------------------- the P
+
+class SharedListenerSocket(socket.socket):
+    """A listening socket that every P polls (see 'Shared listeners'); the accept loop
+    in _streams.pyx reads the marker below and registers it with EPOLLEXCLUSIVE."""
+
+    __slots__ = ()
+    _gmploop_shared = True
+
+
+class ListenerClient:
+    """The P's side of 'Shared listeners': _net.listener_source in a P."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.counts = {}
+
+    def bound_listener(self, family, type_, proto, address, reuse_address, reuse_port,
+                       keep_alive):
+        key = (family, type_, proto, address, bool(reuse_address), bool(reuse_port),
+               bool(keep_alive))
+        index = self.counts.get(key, 0)
+        self.counts[key] = index + 1
+        _send(self.sock, ("listen", key, index))
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
+        if not data:
+            raise RuntimeError("gmploop: the runtime's supervisor has gone away")
+        reply = pickle.loads(data)
+        if reply[0] != "ok":
+            for fd in fds:
+                os.close(fd)
+            if reply[0] == "nofamily":
+                return None
+            if reply[0] == "oserror":
+                raise OSError(reply[1], reply[2])
+            raise (ValueError if reply[1] == "ValueError" else RuntimeError)(reply[2])
+        if reply[1] == "reuseport":
+            # The supervisor's socket only holds the port: bind one of our own there.
+            with socket.socket(fileno=fds[0]) as placeholder:
+                where = placeholder.getsockname()
+            return _net.bound_listener(family, type_, proto, where, reuse_address,
+                                       True, keep_alive)
+        return SharedListenerSocket(fileno=fds[0])
+
+
+def _p_main(index, cpu, sock, main, debug, loop_factory, mode, blocked):
+    """The body of P number index: runs main() and reports; ends the process."""
+    code = 1
+    try:
+        try:
+            code = _p_run(index, cpu, sock, main, debug, loop_factory, blocked)
+        except KeyboardInterrupt:
+            # Signalled before main's runner was up (or after it was done).
+            try:
+                _send(sock, ("interrupted", traceback.format_exc()[-MAX_TRACEBACK:]))
+            except BaseException:
+                pass
+            code = 0
+        except BaseException:
+            # Whatever happened, the supervisor hears of it (see 'Invariants').
+            try:
+                _send(sock, ("failed", traceback.format_exc()[-MAX_TRACEBACK:]))
+            except BaseException:
+                pass
+            code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        os._exit(code)
+
+
+_terminating = False
+
+
+def _on_sigterm(signum, frame):
+    """A P's SIGTERM: the first one does what SIGINT does to asyncio.run (cancel the
+    main task, then shut down); later ones are ignored (see 'Races')."""
+    global _terminating
+    if _terminating:
+        return
+    _terminating = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt()
+
+
+def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
+    global _terminating
+    _terminating = False
+    parent = os.getppid()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpgid(0, 0)
+    _set_parent_death_signal(signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    if os.getppid() != parent:
+        raise RuntimeError("gmploop: the runtime's supervisor died during start-up")
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    os.environ["GMPLOOP_P"] = str(index)
+    _net.listener_source = ListenerClient(sock)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
+            result = runner.run(main())
+    except KeyboardInterrupt:
+        _send(sock, ("interrupted", traceback.format_exc()[-MAX_TRACEBACK:]))
+        return 0
+    finally:
+        _net.listener_source = None
+    try:
+        data = pickle.dumps(("result", result))
+    except Exception as exc:
+        raise RuntimeError(f"main's result could not be sent to the supervisor: "
+                           f"{exc!r}") from exc
+    if len(data) > MAX_MESSAGE:
+        raise RuntimeError(f"main's result is too large to send to the supervisor "
+                           f"({len(data)} bytes pickled, at most {MAX_MESSAGE})")
+    sock.send(data)
+    return 0
+
+
+def _set_parent_death_signal(signum):
+    """Linux: have the kernel send signum to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
