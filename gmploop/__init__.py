@@ -17,9 +17,10 @@ from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 from ._streams import StreamsMixin as _StreamsMixin
 
+from ._go import go
 from ._runtime import PFailedError
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "PFailedError")
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "go", "PFailedError")
 __version__ = "0.1.0.dev0"
 
 
