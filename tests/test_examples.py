@@ -78,3 +78,55 @@ def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.timeout(90)
+def test_go_fanout():
+    proc = run_example("go_fanout.py", "300")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "go_fanout: 300 coroutines started with gmploop.go, 300 echoes, "
+        "on gmploop.Loop\n")
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_multi_p_aiohttp():
+    pytest.importorskip("aiohttp")
+    proc = run_example("multi_p_aiohttp.py", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("served ") and proc.stdout.endswith(
+        " requests on 2 Ps; each P answered\n"), proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_multi_p_aiohttp_serves_from_both_ps_until_interrupted():
+    pytest.importorskip("aiohttp")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, "multi_p_aiohttp.py"), str(port),
+         "--serve"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line == f"serving on http://127.0.0.1:{port}/ with 2 Ps (Ctrl-C to stop)\n", (
+            line + proc.stderr.read() if proc.poll() is not None else line)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+        assert b"\r\n\r\nHello from P" in response, response
+        assert proc.poll() is None     # still serving
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
