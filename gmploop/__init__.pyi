@@ -16,7 +16,12 @@ def run(
     main: Coroutine[Any, Any, _T] | Callable[[], Coroutine[Any, Any, _T]],
     *,
     debug: bool | None = ...,
-) -> _T: ...
+    procs: int | str | None = ...,
+) -> _T | list[_T]: ...
+def go(coro: Coroutine[Any, Any, Any]) -> None: ...
+
+class PFailedError(RuntimeError):
+    failures: list[tuple[int, int, str, str]]
 
 class Policy(asyncio.DefaultEventLoopPolicy):
     def __init__(self) -> None: ...
