@@ -10,6 +10,7 @@ Entry points::
 
 import asyncio as _asyncio
 import sys as _sys
+import threading as _threading
 import warnings as _warnings
 
 from . import _dgram, _loop, _pipes, _runtime, _subprocess
@@ -109,15 +110,25 @@ if _policy_base is not None:
         asyncio.set_event_loop_policy(gmploop.Policy())
         """
 
-        def __init__(self):
+        def __init__(self, *, procs=1):
             if _sys.version_info >= (3, 14):
                 _warnings.warn(
                     "gmploop.Policy is deprecated as asyncio's event loop policies "
                     "are; use asyncio.run(main(), loop_factory=gmploop.new_event_loop) "
                     "or gmploop.run(main())", DeprecationWarning, stacklevel=2)
             super().__init__()
+            # procs != 1: the first loop asked for in the main thread starts the Ps
+            # (see 'Policy mode' in docs/runtime.md); None reads $GMPLOOP_PROCS.
+            self._procs = procs
+            self._procs_started = procs == 1
 
         def _loop_factory(self):
+            if not self._procs_started and _threading.current_thread() is \
+                    _threading.main_thread():
+                self._procs_started = True
+                n = _runtime.resolve_procs(self._procs)
+                if n > 1:
+                    _runtime.fork_here(n)   # returns in each P; the supervisor exits
             return new_event_loop()
 
     def install():

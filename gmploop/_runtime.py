@@ -194,6 +194,28 @@ def run_procs(main, procs, debug, loop_factory):
     return Supervisor(procs, listen_mode()).run(main, debug, loop_factory)
 
 
+def fork_here(procs):
+    """Policy mode (gmploop.Policy(procs=N)): fork procs Ps right here. Returns in
+    each P, which goes on with the program (it is about to get its loop); the
+    supervisor never returns: once every P has ended it raises SystemExit(0),
+    KeyboardInterrupt, SystemExit(143) or PFailedError as run_procs would."""
+    if aio_events._get_running_loop() is not None:
+        raise RuntimeError("gmploop.Policy(procs=N) cannot start its Ps from inside a "
+                           "running event loop")
+    if not hasattr(os, "fork"):
+        raise RuntimeError("gmploop.Policy(procs=N) needs os.fork")
+    supervisor = Supervisor(procs, listen_mode())
+    supervisor.policy_mode = True
+    supervisor.run(None, None, None)
+    if supervisor.in_p:
+        return
+    raise SystemExit(0)
+
+
+class _InP(Exception):
+    """Policy mode: unwinds a new P out of Supervisor.run, back to the program."""
+
+
 # ---------------------------------------------------------------------- messages
 
 def _send(sock, message, fds=()):
@@ -231,6 +253,8 @@ class Supervisor:
         self.selector = None
         self.shutdown_signal = None     # the first SIGINT/SIGTERM received
         self.failed = False
+        self.in_p = False               # policy mode: this process is now a P
+        self.policy_mode = False        # started by fork_here (gmploop.Policy)
 
     def run(self, main, debug, loop_factory):
         cpus = _usable_cpus()
@@ -250,6 +274,11 @@ class Supervisor:
                 cpu = cpus[index % len(cpus)] if pinned and cpus else None
                 self._fork(index, cpu, main, debug, loop_factory, wake_r, wake_w)
             self._supervise(wake_r)
+        except _InP:
+            # Policy mode, in a P: go back to the program (the supervisor's fds and
+            # handlers were dealt with at the fork).
+            self.in_p = True
+            return None
         except BaseException:
             # The supervisor itself failed (or was interrupted before it could set up):
             # no P may outlive it unreported.
@@ -257,19 +286,24 @@ class Supervisor:
             self._reap_all_blocking()
             raise
         finally:
-            if old_wakeup is not None:
-                signal.set_wakeup_fd(old_wakeup)
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            self.selector.close()
-            for p in self.ps:
-                p.sock.close()
-            for socks in self.listeners.values():
-                for s in socks:
-                    s.close()
-            wake_r.close()
-            wake_w.close()
+            if not self.in_p:
+                self._close(old_wakeup, old_handlers, wake_r, wake_w)
         return self._outcome()
+
+    def _close(self, old_wakeup, old_handlers, wake_r, wake_w):
+        """Supervisor: restore what run() found, close what it made."""
+        if old_wakeup is not None:
+            signal.set_wakeup_fd(old_wakeup)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        self.selector.close()
+        for p in self.ps:
+            p.sock.close()
+        for socks in self.listeners.values():
+            for s in socks:
+                s.close()
+        wake_r.close()
+        wake_w.close()
 
     def _fork(self, index, cpu, main, debug, loop_factory, wake_r, wake_w):
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -289,6 +323,9 @@ class Supervisor:
                         for s in socks:
                             s.close()
                 finally:
+                    if main is None:
+                        _p_continue(index, cpu, child_sock, blocked)
+                        raise _InP()    # back to the program: see fork_here
                     _p_main(index, cpu, child_sock, main, debug, loop_factory,
                             self.mode, blocked)
         finally:
@@ -398,7 +435,13 @@ class Supervisor:
 
     def _p_failed(self, p):
         kind = p.report[0] if p.report else None
-        if kind == "result" and os.waitstatus_to_exitcode(p.status) == 0:
+        code = os.waitstatus_to_exitcode(p.status)
+        if kind in ("result", None) and code == 0:
+            # A result (run), or the program's own end (policy mode: no report).
+            return False
+        if kind is None and self.shutdown_signal is not None and \
+                code == -self.shutdown_signal:
+            # Policy mode: a P whose program let the forwarded signal kill it.
             return False
         # Ended by the shutdown the supervisor asked for: that is not a failure.
         if kind == "interrupted" and (self.shutdown_signal is not None or self.failed):
@@ -417,6 +460,11 @@ class Supervisor:
                 results.append(None)
         if failures:
             raise PFailedError(failures)
+        if self.policy_mode and all(os.waitstatus_to_exitcode(p.status) == 0
+                                    for p in self.ps):
+            # Every P's program ended by itself (it handled the signal, as
+            # web.run_app does): so does the supervisor's.
+            raise SystemExit(0)
         if self.shutdown_signal == signal.SIGINT:
             raise KeyboardInterrupt()
         if self.shutdown_signal == signal.SIGTERM:
@@ -540,7 +588,9 @@ def _on_sigterm(signum, frame):
         raise KeyboardInterrupt()
 
 
-def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
+def _p_setup(index, cpu, sock, blocked):
+    """The start of every P: signals, process group, parent-death signal, CPU,
+    listener source."""
     global _terminating
     _terminating = False
     parent = os.getppid()
@@ -557,6 +607,10 @@ def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
         os.sched_setaffinity(0, {cpu})
     os.environ["GMPLOOP_P"] = str(index)
     _net.listener_source = ListenerClient(sock)
+
+
+def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
+    _p_setup(index, cpu, sock, blocked)
     try:
         with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
             result = runner.run(main())
@@ -575,6 +629,25 @@ def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
                            f"({len(data)} bytes pickled, at most {MAX_MESSAGE})")
     sock.send(data)
     return 0
+
+
+def _p_continue(index, cpu, sock, blocked):
+    """Policy mode: set the P up and arrange its report, then let the program go on.
+    An exception that ends the program is reported (sys.excepthook) before Python
+    prints it; a normal end is exit status 0 without a report."""
+    _p_setup(index, cpu, sock, blocked)
+    previous = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):
+        kind = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        try:
+            _send(sock, (kind, text[-MAX_TRACEBACK:]))
+        except OSError:
+            pass
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
 
 
 def _set_parent_death_signal(signum):

@@ -12,6 +12,9 @@ Modes:
     two        each P opens two servers on port 0 and prints "PORTS <P> <port> <port>".
     crash      P1 raises ValueError("boom in P1") once serving; P0 serves on.
     result     each P returns its index * 10; the supervisor prints the list.
+    policy     as serve, but started as asyncio.set_event_loop_policy(
+               gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
+    policy-crash  as crash, under the policy.
 """
 import asyncio
 import os
@@ -80,7 +83,11 @@ async def result():
     return me() * 10
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and MODE.startswith("policy"):
+    asyncio.set_event_loop_policy(gmploop.Policy(procs=PROCS))
+    asyncio.run(crash() if MODE == "policy-crash" else serve())
+    say("NOT REACHED in the supervisor")
+elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")

@@ -227,6 +227,36 @@ def test_reuseport_mode_gives_each_p_its_own_socket_on_one_port(prog):
     assert code == 128 + signal.SIGTERM, err
 
 
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_with_procs_starts_the_ps_at_the_first_loop(prog):
+    p = prog("policy")
+    readies = ready_lines(p)
+    assert len({r[1] for r in readies.values()}) == 1
+    assert len({r[2] for r in readies.values()}) == 1
+    port = int(next(iter(readies.values()))[1])
+    seen = set()
+    for _ in range(10):
+        seen |= {i for i, _ in asyncio.run(_concurrent(port, 8))}
+        if len(seen) == 2:
+            break
+    assert seen == {0, 1}
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    assert sorted(line for line in p.lines if line.startswith("CLEANUP")) == [
+        "CLEANUP 0", "CLEANUP 1"]
+    assert "NOT REACHED" not in "\n".join(p.lines)
+
+
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_with_procs_reports_a_crashing_p(prog):
+    p = prog("policy-crash")
+    code, err = p.finish()
+    assert code == 1, err
+    assert "P1 (pid " in err and "ValueError: boom in P1" in err
+    assert "CLEANUP 0" in p.lines
+
+
 # ---------------------------------------------------------------------- in-process
 
 def test_procs_needs_a_callable_not_a_coroutine():
