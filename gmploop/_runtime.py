@@ -436,7 +436,7 @@ class Supervisor:
     def _p_failed(self, p):
         kind = p.report[0] if p.report else None
         code = os.waitstatus_to_exitcode(p.status)
-        if kind in ("result", None) and code == 0:
+        if kind in ("result", "exit", None) and code == 0:
             # A result (run), or the program's own end (policy mode: no report).
             return False
         if kind is None and self.shutdown_signal is not None and \
@@ -473,7 +473,7 @@ class Supervisor:
 
     @staticmethod
     def _traceback(p):
-        if p.report and p.report[0] in ("failed", "interrupted"):
+        if p.report and p.report[0] in ("failed", "interrupted", "exit"):
             return p.report[1]
         return ""
 
@@ -490,6 +490,8 @@ class Supervisor:
             return f"{how}, interrupted by a signal the runtime did not send"
         if kind == "failed":
             return f"{how}, main raised an exception"
+        if kind == "exit":
+            return f"{how}, main called sys.exit"
         return how
 
 
@@ -555,6 +557,14 @@ def _p_main(index, cpu, sock, main, debug, loop_factory, mode, blocked):
             except BaseException:
                 pass
             code = 0
+        except SystemExit as exc:
+            # sys.exit() in main: the P exits as a program would, with that status.
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None
+                                                                else 1)
+            try:
+                _send(sock, ("exit", traceback.format_exc()[-MAX_TRACEBACK:]))
+            except BaseException:
+                pass
         except BaseException:
             # Whatever happened, the supervisor hears of it (see 'Invariants').
             try:

@@ -315,3 +315,21 @@ def test_run_inside_a_running_loop_is_refused():
         with pytest.raises(RuntimeError, match="running event loop"):
             gmploop.run(main, procs=2)
     asyncio.run(outer())
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_sys_exit_in_a_p_is_that_ps_exit_status(status):
+    code = ("import gmploop, os, sys\n"
+            "async def main():\n"
+            f"    if os.environ['GMPLOOP_P'] == '1': sys.exit({status})\n"
+            "    return 5\n"
+            "print(gmploop.run(main, procs=2))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    if status == 0:
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "[5, None]\n"
+    else:
+        assert out.returncode == 1
+        assert "P1 (pid " in out.stderr and "exit status 3, main called sys.exit" in \
+            out.stderr
