@@ -49,35 +49,46 @@ def test_aiohttp_hello():
     assert proc.stderr == ""
 
 
-@pytest.mark.timeout(90)
-def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment():
-    pytest.importorskip("aiohttp")
-    port = free_port()
+def serve_until_interrupted(args, env, banner, path):
+    """Start an example with --serve, check its banner, GET path on a new connection,
+    then SIGINT it: it must exit 0 with nothing on stderr. Returns the response."""
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(EXAMPLES, "aiohttp_hello.py"), "--serve"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT, "PORT": str(port)},
+        [sys.executable, *args], cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT, **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert line == f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)\n", (
+        assert line == banner, (
             line + proc.stderr.read() if proc.poll() is not None else line)
+        port = int(banner.split(":")[2].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /there HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                         .encode())
             response = b""
             while chunk := sock.recv(65536):
                 response += chunk
         assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
-        assert response.endswith(b"\r\n\r\nHello, there!\n"), response
         assert proc.poll() is None     # still serving
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
         assert proc.stderr.read() == ""
+        return response
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.timeout(90)
+def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment():
+    pytest.importorskip("aiohttp")
+    port = free_port()
+    response = serve_until_interrupted(
+        [os.path.join(EXAMPLES, "aiohttp_hello.py"), "--serve"], {"PORT": str(port)},
+        f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)\n", "/there")
+    assert response.endswith(b"\r\n\r\nHello, there!\n"), response
 
 
 @pytest.mark.timeout(90)
@@ -101,32 +112,10 @@ def test_multi_p_aiohttp():
 
 
 @pytest.mark.timeout(90)
-def test_multi_p_aiohttp_serves_from_both_ps_until_interrupted():
+def test_multi_p_aiohttp_serves_until_interrupted():
     pytest.importorskip("aiohttp")
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(EXAMPLES, "multi_p_aiohttp.py"), str(port),
-         "--serve"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line == f"serving on http://127.0.0.1:{port}/ with 2 Ps (Ctrl-C to stop)\n", (
-            line + proc.stderr.read() if proc.poll() is not None else line)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            response = b""
-            while chunk := sock.recv(65536):
-                response += chunk
-        assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
-        assert b"\r\n\r\nHello from P" in response, response
-        assert proc.poll() is None     # still serving
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
-        assert proc.stderr.read() == ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    response = serve_until_interrupted(
+        [os.path.join(EXAMPLES, "multi_p_aiohttp.py"), str(port), "--serve"], {},
+        f"serving on http://127.0.0.1:{port}/ with 2 Ps (Ctrl-C to stop)\n", "/")
+    assert b"\r\n\r\nHello from P" in response, response
