@@ -69,6 +69,12 @@ deque per P shared with the RunQueue (asyncio's FIFO order would then depend on
 thieves); an unbounded queue (Go and tokio bound theirs so that stealing is a copy of
 at most half a ring).
 
+Ps that are processes share their queues through memory mapped before the fork
+(``SharedStealQueues``): the same C functions, on raw integer items (an fd and a
+listener id; references cannot cross processes), and a two-step steal
+(``peek_half`` then ``commit``) for a thief that must act on the items before it may
+own them (see 'Connection stealing' in _runtime.py).
+
 With the GIL (every Python-level call holds it) the queue cannot be exercised
 concurrently from Python threads; the test harness (``_stress_owner``,
 ``_stress_thief``) runs the same C functions in ``nogil`` sections on integer items,
@@ -82,6 +88,7 @@ with the owner's ``get``: neither releases the GIL, and neither calls back into 
 while the ring is inconsistent (a DECREF happens only after the slot is cleared).
 """
 
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport uint32_t, uintptr_t
 from libc.stdlib cimport malloc, free
@@ -103,6 +110,11 @@ cdef extern from "gp_stealq.h" nogil:
     void *gp_stealq_at(gp_stealq *q, uint32_t i)
     void gp_stealq_close(gp_stealq *q)
     int gp_stealq_is_closed(gp_stealq *q)
+    size_t gp_stealq_shared_size(uint32_t cap)
+    gp_stealq *gp_stealq_init_in(void *mem, uint32_t cap)
+    uint32_t gp_stealq_head(gp_stealq *q)
+    uint32_t gp_stealq_peek_half(gp_stealq *q, void **buf, uint32_t max, uint32_t *head)
+    int gp_stealq_commit(gp_stealq *q, uint32_t h, uint32_t n)
 
 
 # The GC slots (see 'Cycles' above), declared here without Cython's `except -1` so that
@@ -213,7 +225,15 @@ cdef class RunQueue:
 
 cdef class StealQueue:
 
-    def __cinit__(self, Py_ssize_t capacity=STEAL_CAPACITY, *, bint raw=False):
+    def __cinit__(self, Py_ssize_t capacity=STEAL_CAPACITY, *, bint raw=False,
+                  SharedStealQueues _shared=None, Py_ssize_t _index=0):
+        if _shared is not None:
+            # A view of queue _index of a shared mapping (SharedStealQueues.queue).
+            self.q = _shared.at(_index)
+            self._mem = _shared
+            self.raw = True
+            self.capacity = _shared.capacity
+            return
         if capacity < 2 or capacity & (capacity - 1) or capacity > (1 << 30):
             raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
         self.q = gp_stealq_new(<uint32_t>capacity)
@@ -223,10 +243,10 @@ cdef class StealQueue:
         self.capacity = capacity
 
     def __dealloc__(self):
-        if self.q is not NULL:
+        if self.q is not NULL and self._mem is None:
             self._drop_all()
             gp_stealq_free(self.q)
-            self.q = NULL
+        self.q = NULL
 
     cdef void _drop_all(self):
         """Owner only. Drop every queued item (a release may run __del__, which finds
@@ -277,8 +297,40 @@ cdef class StealQueue:
         return gp_stealq_len(self.q)
 
     def push(self, item):
-        """Owner only. Append item; False when the ring is full."""
+        """Owner only. Append item (a non-zero integer for a raw queue); False when
+        the ring is full."""
+        cdef uintptr_t v
+        if self.raw:
+            v = item
+            if v == 0:
+                raise ValueError("a raw StealQueue cannot hold 0")
+            return gp_stealq_put(self.q, <void *>v) == 0
         return self.put(item)
+
+    @property
+    def head(self):
+        """Where the owner's next get starts; a watcher that sees it stand still while
+        items wait knows the owner is not taking them."""
+        return gp_stealq_head(self.q)
+
+    def peek_half(self, Py_ssize_t most):
+        """Any thread or process, raw queues: (items, head) for half of the items
+        (rounded up, at most `most`), not taken; see commit."""
+        cdef void *buf[256]
+        cdef uint32_t h = 0, n, i
+        if not self.raw:
+            raise TypeError("peek_half is for raw queues (the items are copied)")
+        if most > 256:
+            most = 256
+        n = gp_stealq_peek_half(self.q, buf, <uint32_t>most, &h)
+        return [<uintptr_t>buf[i] for i in range(n)], h
+
+    def commit(self, uint32_t head, uint32_t n):
+        """Take the n items peek_half returned at head, iff no one took any since."""
+        if gp_stealq_commit(self.q, head, n):
+            self.steals += n
+            return True
+        return False
 
     def pop(self):
         """Owner only. The oldest item; IndexError when empty."""
@@ -367,6 +419,42 @@ cdef class StealQueue:
             return [got[i] for i in range(ngot)], nsteals
         finally:
             free(got)
+
+
+cdef class SharedStealQueues:
+
+    def __cinit__(self, Py_ssize_t count, Py_ssize_t capacity=STEAL_CAPACITY):
+        import mmap
+        cdef Py_ssize_t i
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if capacity < 2 or capacity & (capacity - 1) or capacity > (1 << 20):
+            raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
+        self.count = count
+        self.capacity = capacity
+        self._stride = (gp_stealq_shared_size(<uint32_t>capacity) + 63) & ~(<size_t>63)
+        # Anonymous and MAP_SHARED (mmap's default): children forked later share it.
+        self._map = mmap.mmap(-1, self._stride * count)
+        PyObject_GetBuffer(self._map, &self._view, PyBUF_WRITABLE)
+        self._has_view = True
+        for i in range(count):
+            if gp_stealq_init_in(<char *>self._view.buf + i * self._stride,
+                                 <uint32_t>capacity) is NULL:
+                raise SystemError("gp_stealq_init_in failed")
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+            self._has_view = False
+
+    cdef gp_stealq *at(self, Py_ssize_t i) except NULL:
+        if not 0 <= i < self.count:
+            raise IndexError(f"no queue {i} of {self.count}")
+        return <gp_stealq *>(<char *>self._view.buf + i * self._stride)
+
+    def queue(self, Py_ssize_t i):
+        """A raw StealQueue view of queue i (kept valid by a reference to self)."""
+        return StealQueue(_shared=self, _index=i)
 
 
 cdef gc_traverseproc _cython_traverse = NULL

@@ -66,6 +66,38 @@ The supervisor keeps its copy of each listener until the runtime ends, so a P th
 closes its server and opens it again finds the same socket; closing a server in every
 P stops accepting, but the port stays bound until ``run`` returns.
 
+Connection stealing
+-------------------
+What moves between Ps is work no loop has started: here, an accepted connection
+before its protocol exists (a coroutine cannot cross a process boundary). A P's
+accept loop does not start what it accepts on a shared listener: it puts the
+connection in the P's ``StealQueue`` (``ConnHandoff``), and the P starts at most
+``START_BATCH`` of them per iteration. The queues of all Ps live in one ``MAP_SHARED``
+mapping made before the fork (``SharedStealQueues``); an item is ``listener id << 32
+| fd + 1``, the fd being a number in the owner's table.
+
+The thief is the supervisor, acting as Go's sysmon does for a P stuck in a syscall:
+every few milliseconds it reads each queue's head, and when a P has left work
+waiting for ``STUCK_AFTER`` without taking any, it steals half of it for the P with
+the least waiting work. It must own a copy of each connection before it may take it
+away, so the steal is two-step (``peek_half``, then ``commit``, the CAS that takes
+them iff no one took one meanwhile): copy the items, duplicate each fd into its own
+table with ``pidfd_getfd(2)`` (a parent may do that to its children), commit, then
+pass the fds to the chosen P over its control socket (``SCM_RIGHTS``), which the P's
+loop reads (the one message a P gets unasked). A failed commit or a failed
+duplicate (the victim exited) closes the copies: the victim keeps its work.
+
+The victim's own copies: its queue is written only by itself, so once its queue is
+empty, every connection it accepted and did not start was stolen, and it closes its
+copies then (the peer's connection stays open through the thief's). Without
+``pidfd_getfd`` (not Linux, or a kernel before 5.6) there is no stealing and every P
+starts what it accepts.
+
+Rejected: the victim handing connections over itself (a stuck P is exactly the one
+that cannot); Ps stealing from each other directly (``pidfd_getfd`` needs ptrace
+rights that siblings need not have; the parent has them); starting connections at
+once and migrating their transports (a started connection belongs to its loop).
+
 Invariants
 ----------
 * A P never returns into the caller's frames: whatever happens, it ends in
@@ -90,6 +122,12 @@ Races it survives
   may signal every process of the service and the supervisor forwards it too).
 * A P's report and its exit race: the report is read from its control socket when the
   socket is readable and once more after the P is reaped, before the socket is closed.
+* A P asks for a listener while the supervisor is moving connections to it: the
+  request's reply loop adopts the moved connections it reads before the reply.
+* A victim's fd number is closed and reused between the supervisor's copy of the queue
+  and its ``pidfd_getfd``: the number now names another socket, but the owner took
+  that item, so the commit fails and the wrong duplicate is closed. The owner never
+  reuses the number of a connection that was stolen before closing its own copy.
 """
 
 import asyncio
@@ -101,11 +139,13 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 
 from asyncio import events as aio_events
 
 from . import _net
+from ._runq import SharedStealQueues
 
 __all__ = ("PFailedError", "resolve_procs", "run_procs")
 
@@ -117,6 +157,22 @@ MAX_TRACEBACK = 64 * 1024
 # Signals the supervisor handles itself while Ps run.
 SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 PR_SET_PDEATHSIG = 1    # <linux/prctl.h>
+SYS_pidfd_getfd = 438   # the same number on every Linux architecture (5.6 and later)
+# Connection stealing (see the essay): accepted connections a P may hold unstarted (a
+# power of two; one accept batch is 8, so this is slack, not a target).
+HANDOFF_CAPACITY = 256
+# Unstarted connections a P starts per iteration of its loop: few, so that one that
+# turns out to block the P leaves the others stealable. A guess, not yet tuned.
+START_BATCH = 4
+# A P whose queue head has not moved for this long while connections wait is not
+# taking them (Go's sysmon retakes a P after 10 ms in a syscall).
+STUCK_AFTER = 0.010
+# The supervisor looks at the queues this often while any holds work, and less often
+# while all are empty (an idle server should not wake 200 times a second).
+STEAL_TICK_BUSY = 0.005
+STEAL_TICK_IDLE = 0.020
+# Connections moved per steal at most (one SCM_RIGHTS message carries them all).
+STEAL_MOST = 64
 
 
 class PFailedError(RuntimeError):
@@ -231,7 +287,8 @@ def _send(sock, message, fds=()):
 class _PState:
     """The supervisor's record of one P."""
 
-    __slots__ = ("index", "pid", "cpu", "sock", "report", "status")
+    __slots__ = ("index", "pid", "cpu", "sock", "report", "status", "pidfd", "queue",
+                 "last_head", "head_since")
 
     def __init__(self, index, pid, cpu, sock):
         self.index = index
@@ -240,6 +297,10 @@ class _PState:
         self.sock = sock
         self.report = None      # the P's last message: ("result", value), ...
         self.status = None      # os.waitpid status once reaped
+        self.pidfd = -1         # for pidfd_getfd (connection stealing)
+        self.queue = None       # its queue of unstarted connections (shared memory)
+        self.last_head = 0      # that queue's head when last seen to move ...
+        self.head_since = 0.0   # ... and since when
 
 
 class Supervisor:
@@ -254,6 +315,9 @@ class Supervisor:
         self.shutdown_signal = None     # the first SIGINT/SIGTERM received
         self.failed = False
         self.in_p = False               # policy mode: this process is now a P
+        self.shared = None              # SharedStealQueues: one queue per P
+        self.listener_ids = []          # listener id -> socket (ids ride in queue items)
+        self.steals = 0                 # connections moved from a stuck P to another
         self.policy_mode = False        # started by fork_here (gmploop.Policy)
 
     def run(self, main, debug, loop_factory):
@@ -270,6 +334,8 @@ class Supervisor:
                 old_handlers[sig] = signal.signal(sig, _note_signal)
             old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
             self.selector.register(wake_r, selectors.EVENT_READ, None)
+            if self.mode == "shared" and _pidfd_getfd is not None:
+                self.shared = SharedStealQueues(self.procs, HANDOFF_CAPACITY)
             for index in range(self.procs):
                 cpu = cpus[index % len(cpus)] if pinned and cpus else None
                 self._fork(index, cpu, main, debug, loop_factory, wake_r, wake_w)
@@ -299,6 +365,9 @@ class Supervisor:
         self.selector.close()
         for p in self.ps:
             p.sock.close()
+            if p.pidfd >= 0:
+                os.close(p.pidfd)
+                p.pidfd = -1
         for socks in self.listeners.values():
             for s in socks:
                 s.close()
@@ -318,31 +387,83 @@ class Supervisor:
                     wake_w.close()
                     for p in self.ps:
                         p.sock.close()
+                        if p.pidfd >= 0:
+                            os.close(p.pidfd)
                     self.selector.close()
                     for socks in self.listeners.values():
                         for s in socks:
                             s.close()
                 finally:
+                    queue = self.shared.queue(index) if self.shared else None
                     if main is None:
-                        _p_continue(index, cpu, child_sock, blocked)
+                        _p_continue(index, cpu, child_sock, blocked, queue)
                         raise _InP()    # back to the program: see fork_here
                     _p_main(index, cpu, child_sock, main, debug, loop_factory,
-                            self.mode, blocked)
+                            blocked, queue)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child_sock.close()
         p = _PState(index, pid, cpu, parent_sock)
+        if self.shared is not None:
+            p.queue = self.shared.queue(index)
+            try:
+                p.pidfd = os.pidfd_open(pid)
+            except OSError:
+                p.pidfd = -1
         self.ps.append(p)
         self.selector.register(parent_sock, selectors.EVENT_READ, p)
 
     def _supervise(self, wake_r):
+        tick = STEAL_TICK_IDLE if self.shared is not None else 1.0
         while any(p.status is None for p in self.ps):
-            for key, _ in self.selector.select(timeout=1.0):
+            for key, _ in self.selector.select(timeout=tick):
                 if key.data is None:
                     self._signals(wake_r)
                 else:
                     self._read_messages(key.data)
             self._reap()
+            if self.shared is not None:
+                tick = STEAL_TICK_BUSY if self._steal_tick() else STEAL_TICK_IDLE
+
+    def _steal_tick(self):
+        """'Connection stealing': move half the unstarted connections of a P that is
+        not taking them to the P with the least work. True while any queue holds
+        connections."""
+        now = time.monotonic()
+        live = [p for p in self.ps if p.status is None and p.pidfd >= 0]
+        stuck = None
+        busy = False
+        for p in live:
+            head, waiting = p.queue.head, len(p.queue)
+            busy = busy or waiting > 0
+            if waiting == 0 or head != p.last_head:
+                p.last_head, p.head_since = head, now
+            elif now - p.head_since >= STUCK_AFTER and stuck is None:
+                stuck = p
+        if stuck is None:
+            return busy
+        others = [p for p in live if p is not stuck and
+                  (len(p.queue) == 0 or now - p.head_since < STUCK_AFTER)]
+        if not others:
+            return busy
+        thief = min(others, key=lambda p: len(p.queue))
+        items, head = stuck.queue.peek_half(STEAL_MOST)
+        fds = []
+        try:
+            for item in items:
+                # Duplicate each connection into this process before taking it, so
+                # that the victim may close its copy the moment it sees it gone.
+                fds.append(_pidfd_getfd(stuck.pidfd, (item & 0xFFFFFFFF) - 1))
+            if items and stuck.queue.commit(head, len(items)):
+                _send(thief.sock, ("conns", [item >> 32 for item in items]), fds)
+                self.steals += len(items)
+                stuck.head_since = now
+        except OSError:
+            pass    # the victim died or closed it meanwhile: it keeps its work
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
 
     def _signals(self, wake_r):
         try:
@@ -405,7 +526,10 @@ class Supervisor:
         except Exception as exc:
             _send(p.sock, ("error", type(exc).__name__, str(exc)))
             return
-        _send(p.sock, ("ok", self.mode), [socks[index].fileno()])
+        sock = socks[index]
+        if sock not in self.listener_ids:
+            self.listener_ids.append(sock)
+        _send(p.sock, ("ok", self.mode, self.listener_ids.index(sock)), [sock.fileno()])
 
     def _reap(self):
         for p in self.ps:
@@ -503,18 +627,34 @@ def _note_signal(signum, frame):
 
 class SharedListenerSocket(socket.socket):
     """A listening socket that every P polls (see 'Shared listeners'); the accept loop
-    in _streams.pyx reads the marker below and registers it with EPOLLEXCLUSIVE."""
+    in _streams.pyx reads the markers below: it registers the socket with
+    EPOLLEXCLUSIVE and, when there is a handoff, queues what it accepts there."""
 
-    __slots__ = ()
+    __slots__ = ("_gmploop_handoff", "_gmploop_listener_id")
     _gmploop_shared = True
 
 
-class ListenerClient:
-    """The P's side of 'Shared listeners': _net.listener_source in a P."""
+def _recv_with_fds(sock, flags=0):
+    """One message and the fds that came with it (socket.recv_fds ignores flags)."""
+    size = socket.CMSG_SPACE(STEAL_MOST * 4)
+    data, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, size, flags)
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds += memoryview(payload)[:usable].cast("i").tolist()
+    return data, fds
 
-    def __init__(self, sock):
+
+class ListenerClient:
+    """The P's side of 'Shared listeners': _net.listener_source in a P. Also reads
+    the connections the supervisor moves to this P ('Connection stealing')."""
+
+    def __init__(self, sock, handoff):
         self.sock = sock
+        self.handoff = handoff
         self.counts = {}
+        self.watched = None     # the loop that reads self.sock for moved connections
 
     def bound_listener(self, family, type_, proto, address, reuse_address, reuse_port,
                        keep_alive):
@@ -523,10 +663,14 @@ class ListenerClient:
         index = self.counts.get(key, 0)
         self.counts[key] = index + 1
         _send(self.sock, ("listen", key, index))
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
-        if not data:
-            raise RuntimeError("gmploop: the runtime's supervisor has gone away")
-        reply = pickle.loads(data)
+        while True:
+            data, fds = _recv_with_fds(self.sock)
+            if not data:
+                raise RuntimeError("gmploop: the runtime's supervisor has gone away")
+            reply = pickle.loads(data)
+            if reply[0] != "conns":
+                break
+            self.handoff.adopt(reply[1], fds)
         if reply[0] != "ok":
             for fd in fds:
                 os.close(fd)
@@ -541,15 +685,129 @@ class ListenerClient:
                 where = placeholder.getsockname()
             return _net.bound_listener(family, type_, proto, where, reuse_address,
                                        True, keep_alive)
-        return SharedListenerSocket(fileno=fds[0])
+        sock = SharedListenerSocket(fileno=fds[0])
+        sock._gmploop_listener_id = reply[2]
+        sock._gmploop_handoff = self.handoff
+        if self.handoff is not None:
+            self._watch(asyncio.get_running_loop())
+        return sock
+
+    def _watch(self, loop):
+        if self.watched is loop:
+            return
+        self.watched = loop
+        self.handoff.loop = loop
+        loop.add_reader(self.sock.fileno(), self._read_moved)
+
+    def _read_moved(self):
+        while True:
+            try:
+                data, fds = _recv_with_fds(self.sock, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                self.watched.remove_reader(self.sock.fileno())
+                return
+            message = pickle.loads(data)
+            if message[0] == "conns":
+                self.handoff.adopt(message[1], fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
 
 
-def _p_main(index, cpu, sock, main, debug, loop_factory, mode, blocked):
+class ConnHandoff:
+    """A P's queue of accepted, unstarted connections ('Connection stealing'):
+    the accept loop puts, the P starts a few per iteration, the supervisor moves
+    half of them to another P when this one stops taking them."""
+
+    def __init__(self, queue):
+        self.queue = queue          # raw StealQueue in shared memory: (id << 32 | fd+1)
+        self.loop = None
+        self.pending = {}           # fd -> (listener, socket, address), until started
+        self.listeners = {}         # listener id -> this P's _Listener for that socket
+        self.ids = {}               # _Listener -> listener id
+        self.scheduled = False
+        self.started = 0            # connections this P accepted and started
+        self.stolen_out = 0         # ... accepted and then moved to another P
+        self.stolen_in = 0          # moved here from another P and started
+
+    def register(self, listener, sock):
+        """Called by the accept loop when it starts on a shared socket."""
+        self.listeners[sock._gmploop_listener_id] = listener
+        self.ids[listener] = sock._gmploop_listener_id
+
+    def put(self, listener, conn, addr):
+        """Owner P. conn was just accepted on listener: queue it unstarted."""
+        fd = conn.fileno()
+        if self.loop is None or not self.queue.push((self.ids[listener] << 32) | (fd + 1)):
+            self.started += 1
+            listener._start_accepted(conn, addr)
+            return
+        self.pending[fd] = (listener, conn, addr)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.start)
+
+    def start(self):
+        """Owner P, once per iteration while connections wait: start a few."""
+        self.scheduled = False
+        for _ in range(START_BATCH):
+            try:
+                item = self.queue.pop()
+            except IndexError:
+                break
+            listener, conn, addr = self.pending.pop((item & 0xFFFFFFFF) - 1)
+            self.started += 1
+            listener._start_accepted(conn, addr)
+        if len(self.queue):
+            self.scheduled = True
+            self.loop.call_soon(self.start)
+        elif self.pending:
+            # The queue is empty and only this P puts: whatever is still pending was
+            # moved to another P, which holds its own copy. Close ours.
+            for _listener, conn, _addr in self.pending.values():
+                conn.close()
+                self.stolen_out += 1
+            self.pending.clear()
+
+    def adopt(self, ids, fds):
+        """Connections the supervisor moved here: start them now."""
+        for lid, fd in zip(ids, fds):
+            conn = socket.socket(fileno=fd)
+            listener = self.listeners.get(lid)
+            try:
+                conn.setblocking(False)
+                addr = conn.getpeername()
+            except OSError:
+                listener = None
+            if listener is None:
+                conn.close()
+                continue
+            self.stolen_in += 1
+            listener._start_accepted(conn, addr)
+        for fd in fds[len(ids):]:
+            os.close(fd)
+
+    def stats(self):
+        return {"started": self.started, "stolen_out": self.stolen_out,
+                "stolen_in": self.stolen_in, "waiting": len(self.queue)}
+
+
+def p_stats():
+    """In a P: this P's connection counts (see ConnHandoff); None elsewhere."""
+    source = _net.listener_source
+    if source is None or source.handoff is None:
+        return None
+    return source.handoff.stats()
+
+
+def _p_main(index, cpu, sock, main, debug, loop_factory, blocked, queue):
     """The body of P number index: runs main() and reports; ends the process."""
     code = 1
     try:
         try:
-            code = _p_run(index, cpu, sock, main, debug, loop_factory, blocked)
+            code = _p_run(index, cpu, sock, main, debug, loop_factory, blocked, queue)
         except KeyboardInterrupt:
             # Signalled before main's runner was up (or after it was done).
             try:
@@ -598,7 +856,7 @@ def _on_sigterm(signum, frame):
         raise KeyboardInterrupt()
 
 
-def _p_setup(index, cpu, sock, blocked):
+def _p_setup(index, cpu, sock, blocked, queue):
     """The start of every P: signals, process group, parent-death signal, CPU,
     listener source."""
     global _terminating
@@ -616,11 +874,12 @@ def _p_setup(index, cpu, sock, blocked):
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     os.environ["GMPLOOP_P"] = str(index)
-    _net.listener_source = ListenerClient(sock)
+    _net.listener_source = ListenerClient(sock, None if queue is None
+                                          else ConnHandoff(queue))
 
 
-def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
-    _p_setup(index, cpu, sock, blocked)
+def _p_run(index, cpu, sock, main, debug, loop_factory, blocked, queue):
+    _p_setup(index, cpu, sock, blocked, queue)
     try:
         with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
             result = runner.run(main())
@@ -641,11 +900,11 @@ def _p_run(index, cpu, sock, main, debug, loop_factory, blocked):
     return 0
 
 
-def _p_continue(index, cpu, sock, blocked):
+def _p_continue(index, cpu, sock, blocked, queue):
     """Policy mode: set the P up and arrange its report, then let the program go on.
     An exception that ends the program is reported (sys.excepthook) before Python
     prints it; a normal end is exit status 0 without a report."""
-    _p_setup(index, cpu, sock, blocked)
+    _p_setup(index, cpu, sock, blocked, queue)
     previous = sys.excepthook
 
     def excepthook(exc_type, exc, tb):
@@ -670,3 +929,27 @@ def _set_parent_death_signal(signum):
         libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def _make_pidfd_getfd():
+    """pidfd_getfd(2) through libc's syscall(), or None where it cannot be had."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        syscall = libc.syscall
+    except (OSError, AttributeError):
+        return None
+
+    def pidfd_getfd(pidfd, fd):
+        new = syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+        if new < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return new
+
+    return pidfd_getfd
+
+
+_pidfd_getfd = _make_pidfd_getfd()

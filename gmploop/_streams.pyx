@@ -770,6 +770,8 @@ cdef class _Listener(_Pollable):
     cdef object _retry
     cdef bint _active
     cdef bint _shared               # polled by other Ps too (a runtime shared listener)
+    cdef object _handoff            # None, or where accepted sockets wait unstarted
+                                    # (the runtime's queue that other Ps steal from)
 
     def is_closing(self):
         return not self._active
@@ -831,10 +833,21 @@ cdef class _Listener(_Pollable):
                     return 0
                 raise
             conn.setblocking(False)
-            self._accepted(conn, addr)
+            if self._handoff is not None:
+                self._handoff.put(self, conn, addr)
+            else:
+                self._accepted(conn, addr)
         if self._active and self._pd is not None and self._pd.reader is self._rh:
             self._loop.ready.put(self._rh)   # more may be queued; others go first
         return 0
+
+    def _start_accepted(self, conn, addr):
+        """Start serving conn, accepted on this listener's socket here or by another P
+        (the runtime's handoff); a stopped listener closes it."""
+        if not self._active:
+            conn.close()
+            return
+        self._accepted(conn, addr)
 
     cdef _accepted(self, conn, addr):
         cdef Loop loop = self._loop
@@ -923,7 +936,10 @@ class StreamsMixin:
         listener._rh = _io_handle(listener, False, listener._read_ready, loop)
         # A socket the runtime shares between Ps says so (gmploop/_runtime.py).
         listener._shared = getattr(sock, '_gmploop_shared', False)
+        listener._handoff = getattr(sock, '_gmploop_handoff', None)
         listener._begin()
+        if listener._handoff is not None:
+            listener._handoff.register(listener, sock)
 
     def _stop_serving(self, sock):
         cdef Loop loop = <Loop?>self

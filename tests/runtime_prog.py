@@ -12,6 +12,11 @@ Modes:
     two        each P opens two servers on port 0 and prints "PORTS <P> <port> <port>".
     crash      P1 raises ValueError("boom in P1") once serving; P0 serves on.
     result     each P returns its index * 10; the supervisor prints the list.
+    steal      P0 sleeps (time.sleep) 0.5 s and P1 1 s before they poll; starting
+               P0's first connection blocks P0 for 2 s; a connection is answered
+               "<P> <pid>" at its first data. Connections P0 accepted but had not
+               started when it blocked are moved to P1 by the supervisor. Each P prints "STATS <P> <started>
+               <stolen_out> <stolen_in>" when it is stopped.
     policy     as serve, but started as asyncio.set_event_loop_policy(
                gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
     policy-crash  as crash, under the policy.
@@ -79,6 +84,40 @@ async def crash():
         say(f"CLEANUP {me()}")
 
 
+class Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(f"{me()} {os.getpid()}\n".encode())
+        self.transport.close()
+
+
+blocked_once = []
+
+
+def answer_factory():
+    if me() == 0 and not blocked_once:
+        blocked_once.append(1)
+        time.sleep(2)       # P0 stuck while starting its first connection
+    return Answer()
+
+
+async def steal():
+    from gmploop import _runtime
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(answer_factory, "127.0.0.1", 0)
+    say(f"READY {me()} {os.getpid()} {server.sockets[0].getsockname()[1]}")
+    # Neither P polls for a while (the client's burst waits in the backlog); P0 wakes
+    # first and accepts a batch.
+    time.sleep(0.5 if me() == 0 else 1.0)
+    try:
+        await server.serve_forever()
+    finally:
+        st = _runtime.p_stats()
+        say(f"STATS {me()} {st['started']} {st['stolen_out']} {st['stolen_in']}")
+
+
 async def result():
     return me() * 10
 
@@ -88,6 +127,7 @@ if __name__ == "__main__" and MODE.startswith("policy"):
     asyncio.run(crash() if MODE == "policy-crash" else serve())
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
-    main = {"serve": serve, "two": two, "crash": crash, "result": result}[MODE]
+    main = {"serve": serve, "two": two, "crash": crash, "result": result,
+            "steal": steal}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -225,6 +226,54 @@ def test_reuseport_mode_gives_each_p_its_own_socket_on_one_port(prog):
     p.proc.send_signal(signal.SIGTERM)
     code, err = p.finish()
     assert code == 128 + signal.SIGTERM, err
+
+
+@pytest.mark.skipif(_runtime._pidfd_getfd is None,
+                    reason="connection stealing needs Linux's pidfd_getfd")
+def test_connections_a_stuck_p_accepted_are_moved_to_another_p(prog):
+    p = prog("steal")
+    readies = ready_lines(p)
+    port = int(readies[0][1])
+    # The burst waits in the backlog; P0 accepts a batch of it and blocks while
+    # starting the first connection; P1 polls from 1 s on.
+    t0 = time.monotonic()
+    answers = asyncio.run(_burst(port, 24))
+    elapsed = time.monotonic() - t0
+    assert len(answers) == 24
+    by_p = {0: 0, 1: 0}
+    for index, _, took in answers:
+        by_p[index] += 1
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    stats = {int(f[1]): list(map(int, f[2:])) for f in
+             (line.split() for line in p.lines if line.startswith("STATS"))}
+    started0, out0, in0 = stats[0]
+    started1, out1, in1 = stats[1]
+    # Every connection was started exactly once, by one P.
+    assert started0 + in0 + started1 + in1 == 24, (stats, by_p)
+    assert by_p[0] == started0 + in0 and by_p[1] == started1 + in1, (stats, by_p)
+    # Some were moved from P0, which was stuck, to P1; none the other way.
+    assert out0 == in1 > 0, stats
+    assert out1 == in0 == 0, stats
+    # Those were answered before P0 woke up (2.5 s after it started).
+    moved = sorted(took for index, _, took in answers if index == 1)
+    assert moved[0] < 2.2, (moved, elapsed)
+
+
+async def _burst(port, n):
+    t0 = time.monotonic()
+
+    async def one(i):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"hi")
+        data = await r.read()
+        w.close()
+        await w.wait_closed()
+        index, pid = data.decode().split()
+        return int(index), int(pid), time.monotonic() - t0
+
+    return await asyncio.gather(*[one(i) for i in range(n)])
 
 
 @pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")

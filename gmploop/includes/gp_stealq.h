@@ -141,6 +141,65 @@ static inline uint32_t gp_stealq_steal_half_into(gp_stealq *src, gp_stealq *dst)
     }
 }
 
+/* Queues in memory that several processes map (MAP_SHARED, mapped before fork, so at
+ * one address in all of them): the struct, then its slots. The atomics above are
+ * lock-free for 32-bit and pointer sizes on every platform gmploop builds on, and
+ * lock-free atomics work across processes on shared memory. */
+static inline size_t gp_stealq_shared_size(uint32_t cap) {
+    size_t head = (sizeof(gp_stealq) + 63) & ~(size_t)63;   /* slots on a new line */
+    return head + (size_t)cap * sizeof(_Atomic(void *));
+}
+
+static inline gp_stealq *gp_stealq_init_in(void *mem, uint32_t cap) {
+    gp_stealq *q = (gp_stealq *)mem;
+    size_t head = (sizeof(gp_stealq) + 63) & ~(size_t)63;
+    uint32_t i;
+    if (cap < 2 || (cap & (cap - 1)) != 0) return NULL;
+    q->slots = (_Atomic(void *) *)((char *)mem + head);
+    for (i = 0; i < cap; i++) atomic_init(&q->slots[i], NULL);
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    atomic_init(&q->closed, 0);
+    q->mask = cap - 1;
+    return q;
+}
+
+/* Any thread or process. The head now: a watcher that sees it stand still while
+ * items wait knows the owner is not taking them (acquire: pairs with the CAS). */
+static inline uint32_t gp_stealq_head(gp_stealq *q) {
+    return atomic_load_explicit(&q->head, memory_order_acquire);
+}
+
+/* Any thread or process: a steal in two steps, for a thief that must act on the
+ * items before it may own them (the runtime duplicates the file descriptors they
+ * name into its own table first). peek_half copies half of q's items (rounded up, at
+ * most max) into buf without taking them and sets *head to where they start; commit
+ * takes exactly those iff no one took an item meanwhile (the CAS of steal above,
+ * same orderings and the same argument). On a failed commit what was copied may be
+ * stale: the caller undoes what it did with it. */
+static inline uint32_t gp_stealq_peek_half(gp_stealq *q, void **buf, uint32_t max,
+                                           uint32_t *head) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        uint32_t n = t - h, i;
+        if (n > q->mask + 1) continue;
+        n = n - n / 2;
+        if (n > max) n = max;
+        for (i = 0; i < n; i++)
+            buf[i] = atomic_load_explicit(&q->slots[(h + i) & q->mask],
+                                          memory_order_relaxed);
+        *head = h;
+        return n;
+    }
+}
+
+static inline int gp_stealq_commit(gp_stealq *q, uint32_t h, uint32_t n) {
+    return atomic_compare_exchange_strong_explicit(&q->head, &h, h + n,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
 /* Owner only (or with every other user stopped): the i-th item from the head, for
  * the garbage collector's walk over an object queue. */
 static inline void *gp_stealq_at(gp_stealq *q, uint32_t i) {
