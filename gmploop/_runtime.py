@@ -318,6 +318,7 @@ class Supervisor:
         self.shared = None              # SharedStealQueues: one queue per P
         self.listener_ids = []          # listener id -> socket (ids ride in queue items)
         self.steals = 0                 # connections moved from a stuck P to another
+        self.parked = []                # stolen (ids, fds) not yet handed to a P
         self.policy_mode = False        # started by fork_here (gmploop.Policy)
 
     def run(self, main, debug, loop_factory):
@@ -371,6 +372,9 @@ class Supervisor:
         for socks in self.listeners.values():
             for s in socks:
                 s.close()
+        for _victim, _ids, fds in self.parked:
+            for fd in fds:
+                os.close(fd)
         wake_r.close()
         wake_w.close()
 
@@ -424,6 +428,8 @@ class Supervisor:
             self._reap()
             if self.shared is not None:
                 tick = STEAL_TICK_BUSY if self._steal_tick() else STEAL_TICK_IDLE
+                if self.parked:
+                    self._deliver_parked(self.ps, time.monotonic())
 
     def _steal_tick(self):
         """'Connection stealing': move half the unstarted connections of a P that is
@@ -442,28 +448,52 @@ class Supervisor:
                 stuck = p
         if stuck is None:
             return busy
-        others = [p for p in live if p is not stuck and
-                  (len(p.queue) == 0 or now - p.head_since < STUCK_AFTER)]
-        if not others:
+        if not self._takers(live, now, stuck):
             return busy
-        thief = min(others, key=lambda p: len(p.queue))
         items, head = stuck.queue.peek_half(STEAL_MOST)
         fds = []
+        taken = False
         try:
             for item in items:
                 # Duplicate each connection into this process before taking it, so
                 # that the victim may close its copy the moment it sees it gone.
                 fds.append(_pidfd_getfd(stuck.pidfd, (item & 0xFFFFFFFF) - 1))
-            if items and stuck.queue.commit(head, len(items)):
-                _send(thief.sock, ("conns", [item >> 32 for item in items]), fds)
-                self.steals += len(items)
-                stuck.head_since = now
+            taken = bool(items) and stuck.queue.commit(head, len(items))
         except OSError:
-            pass    # the victim died or closed it meanwhile: it keeps its work
-        finally:
+            pass        # the victim died or closed one meanwhile: it keeps its work
+        if not taken:
             for fd in fds:
                 os.close(fd)
+            return True
+        self.steals += len(items)
+        self.parked.append((stuck, [item >> 32 for item in items], fds))
+        self._deliver_parked(live, now)
         return True
+
+    @staticmethod
+    def _takers(live, now, victim):
+        """Ps that may be given stolen work: not the victim, and taking their own."""
+        return [p for p in live if p is not victim and p.status is None and
+                (len(p.queue) == 0 or now - p.head_since < STUCK_AFTER)]
+
+    def _deliver_parked(self, live, now):
+        """Hand stolen connections to the P with the least waiting work whose control
+        socket takes them without blocking (the supervisor must never block on a P);
+        what no P takes now waits for the next tick."""
+        while self.parked:
+            victim, ids, fds = self.parked[0]
+            takers = self._takers(live, now, victim)
+            if not takers:
+                return
+            thief = min(takers, key=lambda p: len(p.queue))
+            try:
+                socket.send_fds(thief.sock, [pickle.dumps(("conns", ids))], fds,
+                                socket.MSG_DONTWAIT)
+            except OSError:
+                return
+            self.parked.pop(0)
+            for fd in fds:
+                os.close(fd)
 
     def _signals(self, wake_r):
         try:
