@@ -6,6 +6,12 @@ Entry points::
     with asyncio.Runner(loop_factory=gmploop.new_event_loop) as r: r.run(main())
     gmploop.run(main())                                         # like uvloop.run
     asyncio.set_event_loop_policy(gmploop.Policy())              # where policies exist
+
+Many Ps (one per CPU, each a process; see docs/runtime.md)::
+
+    gmploop.run(main, procs=2)              # main: an async def function, run on every P
+    asyncio.set_event_loop_policy(gmploop.Policy(procs=2))       # e.g. for web.run_app
+    gmploop.go(coro)                        # start coro on the current P, fire and forget
 """
 
 import asyncio as _asyncio
