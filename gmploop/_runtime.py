@@ -45,9 +45,10 @@ aiohttp's ``TCPSite`` and ``web.run_app``) does not bind: ``_net.listener_source
 this module's ``ListenerClient``, which asks the supervisor for a socket for (family,
 type, proto, address, options). The supervisor binds it once, and hands every P that
 asks with the same key the same open file description over ``SCM_RIGHTS``. The n-th
-request for one key from a P gets the n-th socket bound for that key, so a ``main``
-that opens two servers on port 0 gets two sockets (the same two on every P), and
-every P sees the same ephemeral port.
+server a P has open at once for one key gets the n-th socket bound for that key, so
+a ``main`` that opens two servers on port 0 gets two sockets (the same two on every
+P), every P sees the same ephemeral port, and a server closed and opened again on its
+port gets its socket back.
 
 Every P registers that socket edge-triggered with ``EPOLLEXCLUSIVE``: a new
 connection wakes one P that is waiting in ``epoll_wait``, and a P that is running a
@@ -62,9 +63,8 @@ polled or not) is gone.
 a placeholder with ``SO_REUSEPORT`` (never listening, so the kernel sends it nothing),
 which fixes the port, and each P binds a listener of its own to that address.
 
-The supervisor keeps its copy of each listener until the runtime ends, so a P that
-closes its server and opens it again finds the same socket; closing a server in every
-P stops accepting, but the port stays bound until ``run`` returns.
+The supervisor keeps its copy of each listener until the runtime ends: closing a
+server in every P stops accepting, but the port stays bound until ``run`` returns.
 
 Connection stealing
 -------------------
@@ -683,15 +683,18 @@ class ListenerClient:
     def __init__(self, sock, handoff):
         self.sock = sock
         self.handoff = handoff
-        self.counts = {}
+        self.issued = {}        # key -> [socket given out for index 0, 1, ...]
         self.watched = None     # the loop that reads self.sock for moved connections
 
     def bound_listener(self, family, type_, proto, address, reuse_address, reuse_port,
                        keep_alive):
         key = (family, type_, proto, address, bool(reuse_address), bool(reuse_port),
                bool(keep_alive))
-        index = self.counts.get(key, 0)
-        self.counts[key] = index + 1
+        # The n-th server open at once for key gets the n-th socket: the first one
+        # this P has closed is reused (a server closed and opened again on a fixed
+        # port gets its socket back), else a new one.
+        issued = self.issued.setdefault(key, [])
+        index = next((i for i, s in enumerate(issued) if s.fileno() < 0), len(issued))
         _send(self.sock, ("listen", key, index))
         while True:
             data, fds = _recv_with_fds(self.sock)
@@ -713,14 +716,24 @@ class ListenerClient:
             # The supervisor's socket only holds the port: bind one of our own there.
             with socket.socket(fileno=fds[0]) as placeholder:
                 where = placeholder.getsockname()
-            return _net.bound_listener(family, type_, proto, where, reuse_address,
+            sock = _net.bound_listener(family, type_, proto, where, reuse_address,
                                        True, keep_alive)
+            self._issue(issued, index, sock)
+            return sock
         sock = SharedListenerSocket(fileno=fds[0])
+        self._issue(issued, index, sock)
         sock._gmploop_listener_id = reply[2]
         sock._gmploop_handoff = self.handoff
         if self.handoff is not None:
             self._watch(asyncio.get_running_loop())
         return sock
+
+    @staticmethod
+    def _issue(issued, index, sock):
+        if index < len(issued):
+            issued[index] = sock
+        else:
+            issued.append(sock)
 
     def _watch(self, loop):
         if self.watched is loop:

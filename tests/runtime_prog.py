@@ -10,6 +10,8 @@ Modes:
                that concurrent clients reach every P; runs until signalled, then
                prints "CLEANUP <P>" from main's finally block.
     two        each P opens two servers on port 0 and prints "PORTS <P> <port> <port>".
+    reopen     each P opens a server on port 0, closes it, opens one on that port
+               again and prints "REOPEN <P> <same inode: True/False> <port>".
     crash      P1 raises ValueError("boom in P1") once serving; P0 serves on.
     result     each P returns its index * 10; the supervisor prints the list.
     steal      P0 sleeps (time.sleep) 0.5 s and P1 1 s before they poll; starting
@@ -73,6 +75,19 @@ async def two():
     b.close()
 
 
+async def reopen():
+    a = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = a.sockets[0].getsockname()[1]
+    inode = os.fstat(a.sockets[0].fileno()).st_ino
+    a.close()
+    await a.wait_closed()
+    b = await asyncio.start_server(handle, "127.0.0.1", port)
+    same = os.fstat(b.sockets[0].fileno()).st_ino == inode
+    say(f"REOPEN {me()} {same} {port}")
+    b.close()
+    await b.wait_closed()
+
+
 async def crash():
     if me() == 1:
         await asyncio.sleep(0.2)
@@ -128,6 +143,6 @@ if __name__ == "__main__" and MODE.startswith("policy"):
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,
-            "steal": steal}[MODE]
+            "steal": steal, "reopen": reopen}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")

@@ -216,6 +216,15 @@ def test_two_servers_on_port_zero_get_two_ports_the_same_on_every_p(prog):
     assert (a0, b0) == (a1, b1) and a0 != b0
 
 
+def test_a_server_closed_and_opened_again_on_its_port_gets_its_socket_back(prog):
+    p = prog("reopen")
+    code, err = p.finish()
+    assert code == 0, err
+    lines = sorted(line.split() for line in p.lines if line.startswith("REOPEN"))
+    assert [fields[2] for fields in lines] == ["True", "True"], lines
+    assert lines[0][3] == lines[1][3]
+
+
 def test_reuseport_mode_gives_each_p_its_own_socket_on_one_port(prog):
     p = prog("serve", env={"GMPLOOP_LISTEN": "reuseport"})
     readies = ready_lines(p)
