@@ -543,9 +543,16 @@ class Supervisor:
         socks = self.listeners.setdefault(key, [])
         try:
             while len(socks) <= index:
-                sock = _net.bound_listener(
-                    family, type_, proto, address, reuse_address,
-                    reuse_port or self.mode == "reuseport", keep_alive)
+                try:
+                    sock = _net.bound_listener(
+                        family, type_, proto, address, reuse_address,
+                        reuse_port or self.mode == "reuseport", keep_alive)
+                except OSError as exc:
+                    # The address may be one we hold already, under another key: a
+                    # port first asked for as port 0, then by its number.
+                    sock = self._bound_to(family, type_, address)
+                    if exc.errno != errno.EADDRINUSE or sock is None:
+                        raise
                 if sock is None:
                     _send(p.sock, ("nofamily",))
                     return
@@ -560,6 +567,15 @@ class Supervisor:
         if sock not in self.listener_ids:
             self.listener_ids.append(sock)
         _send(p.sock, ("ok", self.mode, self.listener_ids.index(sock)), [sock.fileno()])
+
+    def _bound_to(self, family, type_, address):
+        """A listener this supervisor holds bound to exactly address, or None."""
+        for socks in self.listeners.values():
+            for sock in socks:
+                if sock.family == family and sock.type == type_ and \
+                        sock.getsockname()[:2] == tuple(address[:2]):
+                    return sock
+        return None
 
     def _reap(self):
         for p in self.ps:
