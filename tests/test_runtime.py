@@ -126,7 +126,7 @@ def test_both_ps_serve_one_listener_bound_once(prog):
     # not accept and the other one is woken.
     seen = set()
     for _ in range(10):
-        seen |= set(asyncio.run(_concurrent(port, 8)))
+        seen |= {(i, pid) for i, pid, _ in asyncio.run(_concurrent(port, 8))}
         if len(seen) == 2:
             break
     assert {i for i, _ in seen} == {0, 1}
@@ -140,6 +140,9 @@ def test_both_ps_serve_one_listener_bound_once(prog):
 
 
 async def _concurrent(port, n):
+    """n concurrent clients; [(P index, pid, seconds until answered)]."""
+    t0 = time.monotonic()
+
     async def one():
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(b"hi")
@@ -147,7 +150,8 @@ async def _concurrent(port, n):
         w.close()
         await w.wait_closed()
         index, pid = data.decode().split()
-        return int(index), int(pid)
+        return int(index), int(pid), time.monotonic() - t0
+
     return await asyncio.gather(*[one() for _ in range(n)])
 
 
@@ -246,7 +250,7 @@ def test_connections_a_stuck_p_accepted_are_moved_to_another_p(prog):
     # The burst waits in the backlog; P0 accepts a batch of it and blocks while
     # starting the first connection; P1 polls from 1 s on.
     t0 = time.monotonic()
-    answers = asyncio.run(_burst(port, 24))
+    answers = asyncio.run(_concurrent(port, 24))
     elapsed = time.monotonic() - t0
     assert len(answers) == 24
     by_p = {0: 0, 1: 0}
@@ -270,21 +274,6 @@ def test_connections_a_stuck_p_accepted_are_moved_to_another_p(prog):
     assert moved[0] < 2.2, (moved, elapsed)
 
 
-async def _burst(port, n):
-    t0 = time.monotonic()
-
-    async def one(i):
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"hi")
-        data = await r.read()
-        w.close()
-        await w.wait_closed()
-        index, pid = data.decode().split()
-        return int(index), int(pid), time.monotonic() - t0
-
-    return await asyncio.gather(*[one(i) for i in range(n)])
-
-
 @pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
 def test_policy_with_procs_starts_the_ps_at_the_first_loop(prog):
     p = prog("policy")
@@ -294,7 +283,7 @@ def test_policy_with_procs_starts_the_ps_at_the_first_loop(prog):
     port = int(next(iter(readies.values()))[1])
     seen = set()
     for _ in range(10):
-        seen |= {i for i, _ in asyncio.run(_concurrent(port, 8))}
+        seen |= {i for i, _, _ in asyncio.run(_concurrent(port, 8))}
         if len(seen) == 2:
             break
     assert seen == {0, 1}

@@ -35,20 +35,28 @@ typedef struct {
     _Atomic(void *) *slots;
 } gp_stealq;
 
-static inline gp_stealq *gp_stealq_new(uint32_t cap) {
-    gp_stealq *q;
+/* Make q an empty queue of cap slots (a power of two >= 2) at slots. */
+static inline gp_stealq *gp_stealq__init(gp_stealq *q, _Atomic(void *) *slots,
+                                         uint32_t cap) {
     uint32_t i;
-    if (cap < 2 || (cap & (cap - 1)) != 0) return NULL;
-    q = (gp_stealq *)calloc(1, sizeof *q);
-    if (q == NULL) return NULL;
-    q->slots = (_Atomic(void *) *)calloc(cap, sizeof(_Atomic(void *)));
-    if (q->slots == NULL) { free(q); return NULL; }
+    q->slots = slots;
     for (i = 0; i < cap; i++) atomic_init(&q->slots[i], NULL);
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
     atomic_init(&q->closed, 0);
     q->mask = cap - 1;
     return q;
+}
+
+static inline gp_stealq *gp_stealq_new(uint32_t cap) {
+    gp_stealq *q;
+    _Atomic(void *) *slots;
+    if (cap < 2 || (cap & (cap - 1)) != 0) return NULL;
+    q = (gp_stealq *)calloc(1, sizeof *q);
+    if (q == NULL) return NULL;
+    slots = (_Atomic(void *) *)calloc(cap, sizeof(_Atomic(void *)));
+    if (slots == NULL) { free(q); return NULL; }
+    return gp_stealq__init(q, slots, cap);
 }
 
 static inline void gp_stealq_free(gp_stealq *q) {
@@ -151,17 +159,10 @@ static inline size_t gp_stealq_shared_size(uint32_t cap) {
 }
 
 static inline gp_stealq *gp_stealq_init_in(void *mem, uint32_t cap) {
-    gp_stealq *q = (gp_stealq *)mem;
     size_t head = (sizeof(gp_stealq) + 63) & ~(size_t)63;
-    uint32_t i;
     if (cap < 2 || (cap & (cap - 1)) != 0) return NULL;
-    q->slots = (_Atomic(void *) *)((char *)mem + head);
-    for (i = 0; i < cap; i++) atomic_init(&q->slots[i], NULL);
-    atomic_init(&q->head, 0);
-    atomic_init(&q->tail, 0);
-    atomic_init(&q->closed, 0);
-    q->mask = cap - 1;
-    return q;
+    return gp_stealq__init((gp_stealq *)mem, (_Atomic(void *) *)((char *)mem + head),
+                           cap);
 }
 
 /* Any thread or process. The head now: a watcher that sees it stand still while
