@@ -200,6 +200,35 @@ def bound_listener(family, type_, proto, address, reuse_address, reuse_port,
     return sock
 
 
+def bound_unix_listener(path):
+    """A Unix stream socket bound to path, a stale socket file there removed first
+    (never a regular file); EADDRINUSE as asyncio words it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if _is_filesystem_path(path):
+        # A socket file left by a dead server would make bind fail; only sockets are
+        # removed, never a regular file by mistake.
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to check or remove stale UNIX socket %r: %r",
+                         path, err)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(errno.EADDRINUSE,
+                          f"Address {path!r} is already in use") from None
+        raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 # ---------------------------------------------------------------------- Server
 
 class Server(aio_events.AbstractServer):
@@ -801,33 +830,16 @@ class NetMixin:
             raise TypeError("ssl argument must be an SSLContext or None")
         _only_with_ssl(ssl, ssl_handshake_timeout=ssl_handshake_timeout,
                        ssl_shutdown_timeout=ssl_shutdown_timeout)
+        source = None
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
             path = os.fspath(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if _is_filesystem_path(path):
-                # A socket file left by a dead server would make bind fail; only
-                # sockets are removed, never a regular file by mistake.
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error("Unable to check or remove stale UNIX socket "
-                                 "%r: %r", path, err)
-            try:
-                sock.bind(path)
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise OSError(errno.EADDRINUSE,
-                                  f"Address {path!r} is already in use") from None
-                raise
-            except BaseException:
-                sock.close()
-                raise
+            # Under the runtime the socket is bound once for all Ps, and its file is
+            # the runtime's to remove (see 'Shared listeners' in _runtime.py).
+            source = listener_source
+            sock = (bound_unix_listener(path) if source is None
+                    else source.bound_unix_listener(path))
         else:
             if sock is None:
                 raise ValueError("path was not specified, and no sock specified")
@@ -836,7 +848,7 @@ class NetMixin:
                     f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
         unix_paths = {}
-        if cleanup_socket:
+        if cleanup_socket and source is None:
             bound = sock.getsockname()
             if _is_filesystem_path(bound):
                 try:

@@ -41,9 +41,11 @@ Rejected approaches
 Shared listeners
 ----------------
 A P that calls ``loop.create_server(host, port)`` (so also ``asyncio.start_server``,
-aiohttp's ``TCPSite`` and ``web.run_app``) does not bind: ``_net.listener_source`` is
-this module's ``ListenerClient``, which asks the supervisor for a socket for (family,
-type, proto, address, options). The supervisor binds it once, and hands every P that
+aiohttp's ``TCPSite`` and ``web.run_app``), or ``loop.create_unix_server(path)``, does
+not bind: ``_net.listener_source`` is this module's ``ListenerClient``, which asks the
+supervisor for a socket for (family, type, proto, address, options), or for the path.
+The supervisor binds it once (and removes a Unix socket's file when the runtime ends,
+not when one P closes its server), and hands every P that
 asks with the same key the same open file description over ``SCM_RIGHTS``. The n-th
 server a P has open at once for one key gets the n-th socket bound for that key, so
 a ``main`` that opens two servers on port 0 gets two sockets (the same two on every
@@ -319,6 +321,7 @@ class Supervisor:
         self.listener_ids = []          # listener id -> socket (ids ride in queue items)
         self.steals = 0                 # connections moved from a stuck P to another
         self.parked = []                # stolen (ids, fds) not yet handed to a P
+        self.unix_files = []            # (path, inode) of Unix listeners, removed at end
         self.policy_mode = False        # started by fork_here (gmploop.Policy)
 
     def run(self, main, debug, loop_factory):
@@ -372,6 +375,8 @@ class Supervisor:
         for socks in self.listeners.values():
             for s in socks:
                 s.close()
+        for path, inode in self.unix_files:
+            _net._remove_if_ours(path, inode)
         for _victim, _ids, fds in self.parked:
             for fd in fds:
                 os.close(fd)
@@ -539,20 +544,10 @@ class Supervisor:
             pass
 
     def _answer_listen(self, p, key, index):
-        family, type_, proto, address, reuse_address, reuse_port, keep_alive = key
         socks = self.listeners.setdefault(key, [])
         try:
             while len(socks) <= index:
-                try:
-                    sock = _net.bound_listener(
-                        family, type_, proto, address, reuse_address,
-                        reuse_port or self.mode == "reuseport", keep_alive)
-                except OSError as exc:
-                    # The address may be one we hold already, under another key: a
-                    # port first asked for as port 0, then by its number.
-                    sock = self._bound_to(family, type_, address)
-                    if exc.errno != errno.EADDRINUSE or sock is None:
-                        raise
+                sock = self._bind(key)
                 if sock is None:
                     _send(p.sock, ("nofamily",))
                     return
@@ -566,7 +561,30 @@ class Supervisor:
         sock = socks[index]
         if sock not in self.listener_ids:
             self.listener_ids.append(sock)
-        _send(p.sock, ("ok", self.mode, self.listener_ids.index(sock)), [sock.fileno()])
+        mode = self.mode if key[0] == "tcp" else "shared"   # no SO_REUSEPORT for Unix
+        _send(p.sock, ("ok", mode, self.listener_ids.index(sock)), [sock.fileno()])
+
+    def _bind(self, key):
+        """A new listener for key: ("tcp", family, type, proto, address, options...)
+        or ("unix", path)."""
+        if key[0] == "unix":
+            sock = _net.bound_unix_listener(key[1])
+            bound = sock.getsockname()
+            if _net._is_filesystem_path(bound):
+                self.unix_files.append((bound, os.stat(bound).st_ino))
+            return sock
+        _, family, type_, proto, address, reuse_address, reuse_port, keep_alive = key
+        try:
+            return _net.bound_listener(family, type_, proto, address, reuse_address,
+                                       reuse_port or self.mode == "reuseport",
+                                       keep_alive)
+        except OSError as exc:
+            # The address may be one we hold already, under another key: a port
+            # first asked for as port 0, then by its number.
+            sock = self._bound_to(family, type_, address)
+            if exc.errno != errno.EADDRINUSE or sock is None:
+                raise
+            return sock
 
     def _bound_to(self, family, type_, address):
         """A listener this supervisor holds bound to exactly address, or None."""
@@ -704,8 +722,17 @@ class ListenerClient:
 
     def bound_listener(self, family, type_, proto, address, reuse_address, reuse_port,
                        keep_alive):
-        key = (family, type_, proto, address, bool(reuse_address), bool(reuse_port),
-               bool(keep_alive))
+        """create_server's socket for one address (see _net.bound_listener)."""
+        key = ("tcp", family, type_, proto, address, bool(reuse_address),
+               bool(reuse_port), bool(keep_alive))
+        return self._request(key)
+
+    def bound_unix_listener(self, path):
+        """create_unix_server's socket (see _net.bound_unix_listener). The supervisor
+        removes the socket file when the runtime ends, not each P's server."""
+        return self._request(("unix", path))
+
+    def _request(self, key):
         # The n-th server open at once for key gets the n-th socket: the first one
         # this P has closed is reused (a server closed and opened again on a fixed
         # port gets its socket back), else a new one.
@@ -730,6 +757,7 @@ class ListenerClient:
             raise (ValueError if reply[1] == "ValueError" else RuntimeError)(reply[2])
         if reply[1] == "reuseport":
             # The supervisor's socket only holds the port: bind one of our own there.
+            _, family, type_, proto, _address, reuse_address, _, keep_alive = key
             with socket.socket(fileno=fds[0]) as placeholder:
                 where = placeholder.getsockname()
             sock = _net.bound_listener(family, type_, proto, where, reuse_address,

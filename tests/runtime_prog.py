@@ -10,6 +10,8 @@ Modes:
                that concurrent clients reach every P; runs until signalled, then
                prints "CLEANUP <P>" from main's finally block.
     two        each P opens two servers on port 0 and prints "PORTS <P> <port> <port>".
+    unix       each P serves on the Unix socket path argv[3] and prints "READY <P>
+               <pid> <inode>"; answers as serve does; runs until signalled.
     reopen     each P opens a server on port 0, closes it, opens one on that port
                again and prints "REOPEN <P> <same inode: True/False> <port>".
     crash      P1 raises ValueError("boom in P1") once serving; P0 serves on.
@@ -73,6 +75,16 @@ async def two():
         f"{b.sockets[0].getsockname()[1]}")
     a.close()
     b.close()
+
+
+async def unix():
+    server = await asyncio.start_unix_server(handle, sys.argv[3])
+    sock = server.sockets[0]
+    say(f"READY {me()} {os.getpid()} {os.fstat(sock.fileno()).st_ino}")
+    try:
+        await server.serve_forever()
+    finally:
+        say(f"CLEANUP {me()}")
 
 
 async def reopen():
@@ -143,6 +155,6 @@ if __name__ == "__main__" and MODE.startswith("policy"):
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,
-            "steal": steal, "reopen": reopen}[MODE]
+            "steal": steal, "reopen": reopen, "unix": unix}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")

@@ -30,9 +30,9 @@ pytestmark = [
 class Prog:
     """tests/runtime_prog.py MODE in a child process; lines read with a deadline."""
 
-    def __init__(self, mode, procs=2, env=None):
+    def __init__(self, mode, procs=2, env=None, args=()):
         self.proc = subprocess.Popen(
-            [sys.executable, PROG, mode, str(procs)], cwd=ROOT,
+            [sys.executable, PROG, mode, str(procs), *args], cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -139,12 +139,16 @@ def test_both_ps_serve_one_listener_bound_once(prog):
     assert "Traceback" not in err, err
 
 
-async def _concurrent(port, n):
-    """n concurrent clients; [(P index, pid, seconds until answered)]."""
+async def _concurrent(port, n, path=None):
+    """n concurrent clients (of 127.0.0.1:port, or of the Unix socket at path);
+    [(P index, pid, seconds until answered)]."""
     t0 = time.monotonic()
 
     async def one():
-        r, w = await asyncio.open_connection("127.0.0.1", port)
+        if path is None:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+        else:
+            r, w = await asyncio.open_unix_connection(path)
         w.write(b"hi")
         data = await r.read()
         w.close()
@@ -227,6 +231,23 @@ def test_a_server_closed_and_opened_again_on_its_port_gets_its_socket_back(prog)
     lines = sorted(line.split() for line in p.lines if line.startswith("REOPEN"))
     assert [fields[2] for fields in lines] == ["True", "True"], lines
     assert lines[0][3] == lines[1][3]
+
+
+def test_a_unix_server_is_shared_and_its_file_removed_at_the_end(prog, tmp_path):
+    path = str(tmp_path / "s.sock")
+    p = prog("unix", args=[path])
+    readies = ready_lines(p)
+    assert len({r[1] for r in readies.values()}) == 1      # one socket for both Ps
+    seen = set()
+    for _ in range(10):
+        seen |= {i for i, _, _ in asyncio.run(_concurrent(None, 8, path=path))}
+        if len(seen) == 2:
+            break
+    assert seen == {0, 1}
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    assert not os.path.exists(path)
 
 
 def test_reuseport_mode_gives_each_p_its_own_socket_on_one_port(prog):
