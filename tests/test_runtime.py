@@ -401,3 +401,28 @@ def test_sys_exit_in_a_p_is_that_ps_exit_status(status):
         assert out.returncode == 1
         assert "P1 (pid " in out.stderr and "exit status 3, main called sys.exit" in \
             out.stderr
+
+
+def test_gmploop_listen_must_name_a_mode(monkeypatch):
+    monkeypatch.setenv("GMPLOOP_LISTEN", "sometimes")
+
+    async def main():
+        pass
+
+    with pytest.raises(ValueError, match="GMPLOOP_LISTEN"):
+        gmploop.run(main, procs=2)
+
+
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_procs_none_reads_gmploop_procs(monkeypatch):
+    monkeypatch.setenv("GMPLOOP_PROCS", "2")
+    code = ("import asyncio, os, warnings, gmploop\n"
+            "warnings.simplefilter('ignore', DeprecationWarning)\n"
+            "asyncio.set_event_loop_policy(gmploop.Policy(procs=None))\n"
+            "async def main():\n"
+            "    os.write(1, f\"P{os.environ['GMPLOOP_P']}\\n\".encode())\n"
+            "asyncio.run(main())\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["P0", "P1"]
