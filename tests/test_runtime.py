@@ -139,9 +139,10 @@ def test_both_ps_serve_one_listener_bound_once(prog):
     assert "Traceback" not in err, err
 
 
-async def _concurrent(port, n, path=None):
-    """n concurrent clients (of 127.0.0.1:port, or of the Unix socket at path);
-    [(P index, pid, seconds until answered)]."""
+async def _concurrent(port, n, path=None, http=False):
+    """n concurrent clients (of 127.0.0.1:port, or of the Unix socket at path; with
+    http, each a GET / with Connection: close); [(P index, pid, seconds until
+    answered)] from answers "<P index> <pid>"."""
     t0 = time.monotonic()
 
     async def one():
@@ -149,10 +150,13 @@ async def _concurrent(port, n, path=None):
             r, w = await asyncio.open_connection("127.0.0.1", port)
         else:
             r, w = await asyncio.open_unix_connection(path)
-        w.write(b"hi")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" if http
+                else b"hi")
         data = await r.read()
         w.close()
         await w.wait_closed()
+        if http:
+            data = data.rsplit(b"\r\n\r\n", 1)[1]
         index, pid = data.decode().split()
         return int(index), int(pid), time.monotonic() - t0
 
@@ -426,3 +430,52 @@ def test_policy_procs_none_reads_gmploop_procs(monkeypatch):
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.split()) == ["P0", "P1"]
+
+
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_runs_aiohttp_run_app_on_every_p():
+    pytest.importorskip("aiohttp")
+    code = (
+        "import asyncio, os, sys, time, warnings, gmploop\n"
+        "from aiohttp import web\n"
+        "warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "async def hello(request):\n"
+        "    await request.read()\n"
+        "    time.sleep(0.05)   # hold this P: concurrent clients reach the other\n"
+        "    return web.Response(text=f\"{os.environ['GMPLOOP_P']} {os.getpid()}\")\n"
+        "app = web.Application()\n"
+        "app.add_routes([web.get('/', hello)])\n"
+        "asyncio.set_event_loop_policy(gmploop.Policy(procs=2))\n"
+        "web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None,\n"
+        "            access_log=None)\n"
+        "os.write(1, f\"DONE {os.environ['GMPLOOP_P']}\\n\".encode())\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.05)        # not listening yet
+        seen = set()
+        for _ in range(10):
+            seen |= {i for i, _, _ in asyncio.run(_concurrent(port, 8, http=True))}
+            if len(seen) == 2:
+                break
+        assert seen == {0, 1}
+        # run_app handles SIGINT itself: every P ends by itself, the program exits 0.
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert sorted(out.split("\n")[:-1]) == ["DONE 0", "DONE 1"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
