@@ -118,10 +118,12 @@ Races it survives
   death (``PR_SET_PDEATHSIG``) and checks, after asking, that the parent is still the
   one it was forked from.
 * Ctrl-C in a terminal signals the whole foreground process group. Each P leads a
-  process group of its own, so it receives SIGINT once, from the supervisor; a second
-  Ctrl-C is forwarded as a second SIGINT, which interrupts the P at once, as a second
-  Ctrl-C interrupts ``asyncio.run``. SIGTERM is idempotent in a P (a service manager
-  may signal every process of the service and the supervisor forwards it too).
+  process group of its own, so it hears of it only from the supervisor, which sends
+  the first SIGINT or SIGTERM on as SIGTERM. A P acts on its first SIGTERM only (it
+  does what SIGINT does to ``asyncio.run``), so a copy from elsewhere (a service
+  manager signals every process of a service) changes nothing. A second Ctrl-C is
+  forwarded as SIGINT, which interrupts the P at once, as a second Ctrl-C interrupts
+  ``asyncio.run``.
 * A P's report and its exit race: the report is read from its control socket when the
   socket is readable and once more after the P is reaped, before the socket is closed.
 * A P asks for a listener while the supervisor is moving connections to it: the
@@ -506,10 +508,17 @@ class Supervisor:
         except (BlockingIOError, InterruptedError):
             return
         for signum in data:
-            if signum in (signal.SIGINT, signal.SIGTERM):
-                if self.shutdown_signal is None:
-                    self.shutdown_signal = signum
-                self._kill_all(signum)
+            if signum not in (signal.SIGINT, signal.SIGTERM):
+                continue
+            if self.shutdown_signal is None:
+                # The first one reaches every P as SIGTERM, which a P acts on once
+                # (see 'Races'): so a copy sent to a P by anyone else cannot turn the
+                # shutdown into an interruption. A later Ctrl-C goes as SIGINT: it
+                # interrupts the Ps at once, as a second Ctrl-C does asyncio.run.
+                self.shutdown_signal = signum
+                self._kill_all(signal.SIGTERM)
+            elif signum == signal.SIGINT:
+                self._kill_all(signal.SIGINT)
 
     def _kill_all(self, signum):
         for p in self.ps:
