@@ -124,11 +124,7 @@ def test_both_ps_serve_one_listener_bound_once(prog):
     port = int(ports.pop())
     # Concurrent clients; each answer holds its P for 50 ms, so a P that is busy does
     # not accept and the other one is woken.
-    seen = set()
-    for _ in range(10):
-        seen |= {(i, pid) for i, pid, _ in asyncio.run(_concurrent(port, 8))}
-        if len(seen) == 2:
-            break
+    seen = answering_ps(port)
     assert {i for i, _ in seen} == {0, 1}
     assert {pid for _, pid in seen} == pids
     p.proc.send_signal(signal.SIGTERM)
@@ -161,6 +157,18 @@ async def _concurrent(port, n, path=None, http=False):
         return int(index), int(pid), time.monotonic() - t0
 
     return await asyncio.gather(*[one() for _ in range(n)])
+
+
+def answering_ps(port, path=None, http=False, rounds=10):
+    """Rounds of 8 concurrent clients until both Ps have answered; the (index, pid)
+    pairs seen."""
+    seen = set()
+    for _ in range(rounds):
+        seen |= {(i, pid) for i, pid, _ in
+                 asyncio.run(_concurrent(port, 8, path=path, http=http))}
+        if len({i for i, _ in seen}) == 2:
+            break
+    return seen
 
 
 def test_sigint_shuts_every_p_down_as_asyncio_run_does(prog):
@@ -242,12 +250,7 @@ def test_a_unix_server_is_shared_and_its_file_removed_at_the_end(prog, tmp_path)
     p = prog("unix", args=[path])
     readies = ready_lines(p)
     assert len({r[1] for r in readies.values()}) == 1      # one socket for both Ps
-    seen = set()
-    for _ in range(10):
-        seen |= {i for i, _, _ in asyncio.run(_concurrent(None, 8, path=path))}
-        if len(seen) == 2:
-            break
-    assert seen == {0, 1}
+    assert {i for i, _ in answering_ps(None, path=path)} == {0, 1}
     p.proc.send_signal(signal.SIGTERM)
     code, err = p.finish()
     assert code == 128 + signal.SIGTERM, err
@@ -306,12 +309,7 @@ def test_policy_with_procs_starts_the_ps_at_the_first_loop(prog):
     assert len({r[1] for r in readies.values()}) == 1
     assert len({r[2] for r in readies.values()}) == 1
     port = int(next(iter(readies.values()))[1])
-    seen = set()
-    for _ in range(10):
-        seen |= {i for i, _, _ in asyncio.run(_concurrent(port, 8))}
-        if len(seen) == 2:
-            break
-    assert seen == {0, 1}
+    assert {i for i, _ in answering_ps(port)} == {0, 1}
     p.proc.send_signal(signal.SIGTERM)
     code, err = p.finish()
     assert code == 128 + signal.SIGTERM, err
@@ -463,12 +461,7 @@ def test_policy_runs_aiohttp_run_app_on_every_p():
             except ConnectionRefusedError:
                 assert time.monotonic() < deadline, proc.stderr.read()
                 time.sleep(0.05)        # not listening yet
-        seen = set()
-        for _ in range(10):
-            seen |= {i for i, _, _ in asyncio.run(_concurrent(port, 8, http=True))}
-            if len(seen) == 2:
-                break
-        assert seen == {0, 1}
+        assert {i for i, _ in answering_ps(port, http=True)} == {0, 1}
         # run_app handles SIGINT itself: every P ends by itself, the program exits 0.
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
