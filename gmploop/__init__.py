@@ -7,6 +7,12 @@ Entry points::
     gmploop.run(main())                                         # like uvloop.run
     asyncio.set_event_loop_policy(gmploop.Policy())              # where policies exist
 
+Many Ps (one per CPU, each a process; see docs/runtime.md)::
+
+    gmploop.run(main, procs=2)              # main: an async def function, run on every P
+    asyncio.set_event_loop_policy(gmploop.Policy(procs=2))       # e.g. for web.run_app
+    gmploop.go(coro)                        # start coro on the current P, fire and forget
+
 Observability (docs/observability.md): loop.stats() and gmploop.stats() return
 snapshots of the loops' counters; sysmon reports a callback that blocks a loop for
 longer than 100 ms (Loop(sysmon=seconds), gmploop.run(..., sysmon=seconds), or
@@ -17,16 +23,20 @@ of scheduler state to stderr every MS milliseconds.
 import asyncio as _asyncio
 import functools as _functools
 import sys as _sys
+import threading as _threading
 import warnings as _warnings
 
-from . import _dgram, _loop, _pipes, _subprocess, _sysmon
+from . import _dgram, _loop, _pipes, _runtime, _subprocess, _sysmon
 from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 from ._stats import LoopStats, RuntimeStats
 from ._streams import StreamsMixin as _StreamsMixin
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "stats", "LoopStats",
-           "RuntimeStats")
+from ._go import go
+from ._runtime import PFailedError
+
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "go", "PFailedError",
+           "stats", "LoopStats", "RuntimeStats")
 __version__ = "0.1.0.dev0"
 
 
@@ -87,14 +97,24 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-def run(main, *, debug=None, sysmon=None):
+def run(main, *, debug=None, procs=None, sysmon=None):
     """Run a coroutine (or a zero-argument coroutine function) on a new gmploop loop
     until it completes, the way asyncio.run does; return its result.
 
-    sysmon: as Loop(sysmon=...)."""
+    procs: the number of Ps (default: $GMPLOOP_PROCS, else 1; 0 or "auto": one per
+    CPU this process may use). With more than one, main must be a callable returning
+    a coroutine: it runs once on every P, each a process pinned to its own CPU (see
+    docs/runtime.md), and run returns the list of their results, in P order.
+
+    sysmon: as Loop(sysmon=...).
+    """
+    factory = new_event_loop if sysmon is None else _functools.partial(Loop, sysmon=sysmon)
+    if procs != 1:
+        n = _runtime.resolve_procs(procs)
+        if n > 1:
+            return _runtime.run_procs(main, n, debug, factory)
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
-    factory = new_event_loop if sysmon is None else _functools.partial(Loop, sysmon=sysmon)
     with _asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main)
 
@@ -120,15 +140,25 @@ if _policy_base is not None:
         asyncio.set_event_loop_policy(gmploop.Policy())
         """
 
-        def __init__(self):
+        def __init__(self, *, procs=1):
             if _sys.version_info >= (3, 14):
                 _warnings.warn(
                     "gmploop.Policy is deprecated as asyncio's event loop policies "
                     "are; use asyncio.run(main(), loop_factory=gmploop.new_event_loop) "
                     "or gmploop.run(main())", DeprecationWarning, stacklevel=2)
             super().__init__()
+            # procs != 1: the first loop asked for in the main thread starts the Ps
+            # (see 'Policy mode' in docs/runtime.md); None reads $GMPLOOP_PROCS.
+            self._procs = procs
+            self._procs_started = procs == 1
 
         def _loop_factory(self):
+            if not self._procs_started and _threading.current_thread() is \
+                    _threading.main_thread():
+                self._procs_started = True
+                n = _runtime.resolve_procs(self._procs)
+                if n > 1:
+                    _runtime.fork_here(n)   # returns in each P; the supervisor exits
             return new_event_loop()
 
         if hasattr(_asyncio, "AbstractChildWatcher"):   # Python < 3.14

@@ -2,12 +2,12 @@
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar, overload
 
 _T = TypeVar("_T")
 
-__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "stats", "LoopStats",
-           "RuntimeStats")
+__all__ = ("Loop", "new_event_loop", "run", "Policy", "install", "go", "PFailedError",
+           "stats", "LoopStats", "RuntimeStats")
 __version__: Final[str]
 
 class LoopStats:
@@ -113,13 +113,30 @@ class Loop(asyncio.AbstractEventLoop):
     time = asyncio.AbstractEventLoop.time
 
 def new_event_loop() -> Loop: ...
+# One P gives main's result; several Ps give the list of their results, in P order.
+# (Without procs=, $GMPLOOP_PROCS may still ask for several Ps: a program that sets it
+# should pass procs= and take the list.)
+@overload
 def run(
     main: Coroutine[Any, Any, _T] | Callable[[], Coroutine[Any, Any, _T]],
     *,
     debug: bool | None = None,
+    procs: Literal[1] = 1,
     sysmon: float | None = None,
 ) -> _T: ...
+@overload
+def run(
+    main: Callable[[], Coroutine[Any, Any, _T]],
+    *,
+    debug: bool | None = None,
+    procs: int | str | None,
+    sysmon: float | None = None,
+) -> _T | list[_T]: ...
 def stats() -> RuntimeStats: ...
+def go(coro: Coroutine[Any, Any, Any]) -> None: ...
+
+class PFailedError(RuntimeError):
+    failures: list[tuple[int, int, str, str]]
 
 if sys.version_info >= (3, 14):
     from asyncio.events import _BaseDefaultEventLoopPolicy as _PolicyBase
@@ -128,7 +145,7 @@ else:
 
 if sys.version_info < (3, 16):
     class Policy(_PolicyBase):
-        def __init__(self) -> None: ...
+        def __init__(self, *, procs: int | str | None = ...) -> None: ...
         def new_event_loop(self) -> Loop: ...
         if sys.version_info < (3, 14) and sys.platform != "win32":
             # Kept as asyncio's Unix policy keeps them, for code that calls them

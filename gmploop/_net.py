@@ -164,6 +164,71 @@ def _is_filesystem_path(path):
     return bool(path) and path[0] not in (0, "\x00")
 
 
+# Where create_server's listening sockets come from: None, or the runtime's source in a
+# P (an object with bound_listener, same signature), set by gmploop/_runtime.py.
+listener_source = None
+
+
+def bound_listener(family, type_, proto, address, reuse_address, reuse_port,
+                   keep_alive):
+    """A socket bound to address with create_server's options; None when the host
+    has no such family/type/protocol. A failure closes the socket and raises; a
+    failed bind raises asyncio's OSError, which names the address."""
+    try:
+        sock = socket.socket(family, type_, proto)
+    except OSError:
+        return None
+    try:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+        if reuse_port:
+            _set_reuse_port(sock)
+        if keep_alive:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+        if (_HAS_IPV6 and family == socket.AF_INET6 and
+                hasattr(socket, "IPPROTO_IPV6")):
+            # Linux listens on both families through one IPv6 socket by default; the
+            # IPv4 addresses get sockets of their own here.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise _bind_failed(err, address) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bound_unix_listener(path):
+    """A Unix stream socket bound to path, a stale socket file there removed first
+    (never a regular file); EADDRINUSE as asyncio words it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if _is_filesystem_path(path):
+        # A socket file left by a dead server would make bind fail; only sockets are
+        # removed, never a regular file by mistake.
+        try:
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error("Unable to check or remove stale UNIX socket %r: %r",
+                         path, err)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(errno.EADDRINUSE,
+                          f"Address {path!r} is already in use") from None
+        raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 # ---------------------------------------------------------------------- Server
 
 class Server(aio_events.AbstractServer):
@@ -717,44 +782,35 @@ class NetMixin:
 
     def _bind_listeners(self, infos, reuse_address, reuse_port, keep_alive):
         """One bound socket per addrinfo. An address family the host has no address
-        in is skipped; any other failure closes what was made and raises."""
+        in is skipped; any other failure closes what was made and raises.
+
+        Under the runtime (gmploop/_runtime.py) the sockets come from its listener
+        source, which binds each address once for all Ps (see 'Shared listeners'
+        there); either way one function, bound_listener, makes them."""
+        source = listener_source
+        make = bound_listener if source is None else source.bound_listener
         sockets = []
         done = False
         try:
             for family, type_, proto, _, address in infos:
                 try:
-                    sock = socket.socket(family, type_, proto)
-                except OSError:
+                    sock = make(family, type_, proto, address, reuse_address,
+                                reuse_port, keep_alive)
+                except OSError as err:
+                    if err.errno != errno.EADDRNOTAVAIL:
+                        raise
+                    # Taken to mean the family is not configured (bpo-30945).
+                    if self.get_debug():
+                        logger.warning(str(err))
+                    continue
+                if sock is None:
                     # A family/type/protocol combination this host does not have.
                     if self.get_debug():
                         logger.warning("create_server() failed to create "
                                        "socket.socket(%r, %r, %r)",
-                                       family, type_, proto, exc_info=True)
+                                       family, type_, proto)
                     continue
                 sockets.append(sock)
-                if reuse_address:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
-                if reuse_port:
-                    _set_reuse_port(sock)
-                if keep_alive:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
-                if (_HAS_IPV6 and family == socket.AF_INET6 and
-                        hasattr(socket, "IPPROTO_IPV6")):
-                    # Linux listens on both families through one IPv6 socket by
-                    # default; the IPv4 addresses get sockets of their own here.
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
-                try:
-                    sock.bind(address)
-                except OSError as err:
-                    error = _bind_failed(err, address)
-                    if err.errno == errno.EADDRNOTAVAIL:
-                        # Taken to mean the family is not configured (bpo-30945).
-                        sockets.pop()
-                        sock.close()
-                        if self.get_debug():
-                            logger.warning(str(error))
-                        continue
-                    raise error from None
             if not sockets:
                 raise OSError("could not bind on any address out of %r"
                               % ([info[4] for info in infos],))
@@ -774,33 +830,16 @@ class NetMixin:
             raise TypeError("ssl argument must be an SSLContext or None")
         _only_with_ssl(ssl, ssl_handshake_timeout=ssl_handshake_timeout,
                        ssl_shutdown_timeout=ssl_shutdown_timeout)
+        source = None
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
             path = os.fspath(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if _is_filesystem_path(path):
-                # A socket file left by a dead server would make bind fail; only
-                # sockets are removed, never a regular file by mistake.
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error("Unable to check or remove stale UNIX socket "
-                                 "%r: %r", path, err)
-            try:
-                sock.bind(path)
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise OSError(errno.EADDRINUSE,
-                                  f"Address {path!r} is already in use") from None
-                raise
-            except BaseException:
-                sock.close()
-                raise
+            # Under the runtime the socket is bound once for all Ps, and its file is
+            # the runtime's to remove (see 'Shared listeners' in _runtime.py).
+            source = listener_source
+            sock = (bound_unix_listener(path) if source is None
+                    else source.bound_unix_listener(path))
         else:
             if sock is None:
                 raise ValueError("path was not specified, and no sock specified")
@@ -809,7 +848,7 @@ class NetMixin:
                     f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
         unix_paths = {}
-        if cleanup_socket:
+        if cleanup_socket and source is None:
             bound = sock.getsockname()
             if _is_filesystem_path(bound):
                 try:

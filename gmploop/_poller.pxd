@@ -10,6 +10,7 @@ cdef extern from "gp_poll.h" nogil:
         GP_HUP
         GP_RDHUP
         GP_EDGE
+        GP_EXCL
     ctypedef struct gp_event:
         uint64_t tag
         uint32_t flags
@@ -71,3 +72,4 @@ cdef class Poller:
     # stay where modules built against the earlier declaration expect them.
     cdef uint32_t new_gen(self) noexcept
     cdef int _register_afresh(self, PollDesc pd, uint32_t interest) except -1
+    cdef bint set_edge_exclusive(self, PollDesc pd) except -1

@@ -89,7 +89,7 @@ Races
 
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.errno cimport errno, EINTR, ENOENT, EEXIST, EBADF, EPERM
+from libc.errno cimport errno, EINTR, ENOENT, EEXIST, EBADF, EPERM, EINVAL
 from libc.stdint cimport uint32_t, uint64_t
 from posix.unistd cimport close as c_close
 
@@ -280,6 +280,38 @@ cdef class Poller:
         pd.interest = GP_IN | GP_OUT | GP_EDGE
         self.registered += 1
         return 0
+
+    cdef bint set_edge_exclusive(self, PollDesc pd) except -1:
+        """Owner P only. Register pd (a listening socket that other processes poll
+        too) edge-triggered for reading with EPOLLEXCLUSIVE, so that a connection wakes
+        one waiting P, not all of them (see 'Shared listeners' in _runtime.py). The
+        kernel takes that flag only on an add: an existing registration is removed
+        first. Returns False when the kernel has no EPOLLEXCLUSIVE (or there is no
+        epoll): pd is then registered as set_edge does."""
+        cdef int r
+        if pd.mode == PD_LEVEL:
+            raise RuntimeError(f"fd {pd.fd} is watched by add_reader/add_writer")
+        if pd.mode == PD_EDGE:
+            self.ctl_calls += 1
+            gp_poll_del(self.pfd, pd.fd, pd.interest)
+            pd.mode = PD_UNREGISTERED
+            pd.interest = 0
+            self.registered -= 1
+        pd.gen = self.new_gen()
+        self.ctl_calls += 1
+        r = -1
+        if GP_BACKEND == b"epoll":
+            r = gp_poll_add(self.pfd, pd.fd, GP_IN | GP_EDGE | GP_EXCL, make_tag(pd))
+            if r < 0 and errno != EINVAL:
+                PyErr_SetFromErrno(OSError)
+        if r == 0:
+            pd.mode = PD_EDGE
+            pd.seen = 0
+            pd.interest = GP_IN | GP_EDGE | GP_EXCL
+            self.registered += 1
+            return True
+        self.set_edge(pd)
+        return False
 
     cdef int forget(self, PollDesc pd) except -1:
         """Owner P only. Take pd out of the kernel's set (if there) and out of the

@@ -19,3 +19,37 @@ cdef class RunQueue:
     cdef object get(self)
     cdef void clear(self)
     cdef int _grow(self) except -1
+
+
+cdef extern from "gp_stealq.h" nogil:
+    ctypedef struct gp_stealq:
+        pass
+
+
+cdef class StealQueue:
+    """A P's bounded queue of unstarted work (Go: runq with runqsteal; tokio: the
+    Local/Steal queue). put/get: owner P only; steal_half_into: any P, as the owner
+    of the destination. See 'StealQueue' in _runq.pyx."""
+    cdef gp_stealq *q           # the lock-free core (includes/gp_stealq.h)
+    cdef readonly bint raw      # holds plain integers (the nogil test harness)
+    cdef readonly Py_ssize_t capacity
+    cdef readonly unsigned long long steals   # items taken from this queue by thieves
+    cdef object _mem            # None, or the SharedStealQueues whose memory q is in
+    cdef object _gc_anchor      # always None: gives the type GC slots (see 'Cycles')
+
+    cdef bint put(self, object item) except -1
+    cdef object get(self)
+    cdef Py_ssize_t steal_half_into(self, StealQueue dst) except -1
+    cdef void _drop_all(self)
+
+
+cdef class SharedStealQueues:
+    """Raw StealQueues in one MAP_SHARED mapping, for Ps that are processes: made
+    before fork, so every P sees them at one address (see 'StealQueue')."""
+    cdef object _map
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef size_t _stride
+    cdef readonly Py_ssize_t count
+    cdef readonly Py_ssize_t capacity
+    cdef gp_stealq *at(self, Py_ssize_t i) except NULL

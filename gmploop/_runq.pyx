@@ -66,6 +66,42 @@ Rejected: making handles untracked types (``no_gc``): a handle a user keeps afte
 would hide the cycle through its callback for good; and letting the loop untrack handles
 itself would need the loop to know, at every exit from the queue, which ones it hid.
 
+StealQueue
+----------
+The other queue of a P: a *bounded* ring of work that is not yet bound to any loop
+(a coroutine given to ``gmploop.go`` before its Task exists; an accepted connection
+before its protocol exists), which an idle P may take half of. It is Go's ``runq``
+with ``runqput``/``runqget``/``runqsteal`` and tokio's ``queue::Local``/``Steal``:
+
+* ``put`` and ``get``: the owner P only. ``put`` says False when the ring is full and
+  leaves the item with the caller (Go moves half to a global queue there; the caller
+  decides, see ``gmploop/_go.py``).
+* ``steal_half_into(dst)``: any P, as the owner of ``dst``; moves half of this
+  queue (rounded up, at most what ``dst`` has room for) to ``dst``.
+
+The core is C (``includes/gp_stealq.h``), with C11 atomics whose orderings are
+written next to each of them, and it never touches a Python object, so that it is
+correct without the GIL: on a free-threaded build, or called from ``nogil`` code.
+References ride with the pointers: ``put`` stores a new reference, ``get`` hands it
+to the caller, a steal moves it from one ring to another without a refcount change.
+
+Rejected: a mutex (a P blocked in the kernel while a thief holds it); one lock-free
+deque per P shared with the RunQueue (asyncio's FIFO order would then depend on
+thieves); an unbounded queue (Go and tokio bound theirs so that stealing is a copy of
+at most half a ring).
+
+Ps that are processes share their queues through memory mapped before the fork
+(``SharedStealQueues``): the same C functions, on raw integer items (an fd and a
+listener id; references cannot cross processes), and a two-step steal
+(``peek_half`` then ``commit``) for a thief that must act on the items before it may
+own them (see 'Connection stealing' in _runtime.py).
+
+With the GIL (every Python-level call holds it) the queue cannot be exercised
+concurrently from Python threads; the test harness (``_stress_owner``,
+``_stress_thief``) runs the same C functions in ``nogil`` sections on integer items,
+so that threads really race on two cores (``tests/unit/test_runq.py``,
+``test_steal_queue_conservation_nogil``).
+
 Races
 -----
 With the GIL, ``put`` from ``call_soon_threadsafe`` on another thread cannot interleave
@@ -73,12 +109,33 @@ with the owner's ``get``: neither releases the GIL, and neither calls back into 
 while the ring is inconsistent (a DECREF happens only after the slot is cleared).
 """
 
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport uint32_t, uintptr_t
+from libc.stdlib cimport malloc, free
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef enum:
     INITIAL_CAPACITY = 256   # a guess: most iterations of a busy server queue fewer
+    STEAL_CAPACITY = 256     # Go's runq size; tests pass a smaller one to reach edges
+
+
+cdef extern from "gp_stealq.h" nogil:
+    gp_stealq *gp_stealq_new(uint32_t cap)
+    void gp_stealq_free(gp_stealq *q)
+    uint32_t gp_stealq_len(gp_stealq *q)
+    int gp_stealq_put(gp_stealq *q, void *item)
+    void *gp_stealq_get(gp_stealq *q)
+    uint32_t gp_stealq_steal_half_into(gp_stealq *src, gp_stealq *dst)
+    void *gp_stealq_at(gp_stealq *q, uint32_t i)
+    void gp_stealq_close(gp_stealq *q)
+    int gp_stealq_is_closed(gp_stealq *q)
+    size_t gp_stealq_shared_size(uint32_t cap)
+    gp_stealq *gp_stealq_init_in(void *mem, uint32_t cap)
+    uint32_t gp_stealq_head(gp_stealq *q)
+    uint32_t gp_stealq_peek_half(gp_stealq *q, void **buf, uint32_t max, uint32_t *head)
+    int gp_stealq_commit(gp_stealq *q, uint32_t h, uint32_t n)
 
 
 from ._gchide cimport (
@@ -201,8 +258,244 @@ cdef class RunQueue:
         return self.mask + 1
 
 
+cdef class StealQueue:
+
+    def __cinit__(self, Py_ssize_t capacity=STEAL_CAPACITY, *, bint raw=False,
+                  SharedStealQueues _shared=None, Py_ssize_t _index=0):
+        if _shared is not None:
+            # A view of queue _index of a shared mapping (SharedStealQueues.queue).
+            self.q = _shared.at(_index)
+            self._mem = _shared
+            self.raw = True
+            self.capacity = _shared.capacity
+            return
+        if capacity < 2 or capacity & (capacity - 1) or capacity > (1 << 30):
+            raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
+        self.q = gp_stealq_new(<uint32_t>capacity)
+        if self.q is NULL:
+            raise MemoryError()
+        self.raw = raw
+        self.capacity = capacity
+
+    def __dealloc__(self):
+        if self.q is not NULL and self._mem is None:
+            self._drop_all()
+            gp_stealq_free(self.q)
+        self.q = NULL
+
+    cdef void _drop_all(self):
+        """Owner only. Drop every queued item (a release may run __del__, which finds
+        the queue consistent: the item left the ring first)."""
+        cdef void *p
+        while True:
+            p = gp_stealq_get(self.q)
+            if p is NULL:
+                break
+            if not self.raw:
+                Py_XDECREF(<PyObject *>p)
+
+    cdef bint put(self, object item) except -1:
+        """Owner P only. Append item; False (item not taken) when the ring is full."""
+        if self.raw:
+            raise TypeError("a raw StealQueue holds integers (test harness only)")
+        Py_INCREF(item)
+        if gp_stealq_put(self.q, <void *>item) < 0:
+            Py_XDECREF(<PyObject *>item)
+            return False
+        return True
+
+    cdef object get(self):
+        """Owner P only. Remove and return the oldest item; None when empty."""
+        cdef void *p = gp_stealq_get(self.q)
+        if p is NULL:
+            return None
+        item = <object>p
+        Py_XDECREF(<PyObject *>p)     # the ring's reference passes to the caller
+        return item
+
+    cdef Py_ssize_t steal_half_into(self, StealQueue dst) except -1:
+        """Any P, as the owner of dst. Move half of this queue's items to dst; return
+        how many moved."""
+        cdef uint32_t n
+        if dst.raw != self.raw:
+            raise TypeError("cannot steal between a raw and an object StealQueue")
+        if dst is self:
+            raise ValueError("a queue cannot steal from itself")
+        with nogil:
+            n = gp_stealq_steal_half_into(self.q, dst.q)
+        self.steals += n
+        return n
+
+    # Python-level access, for tests and for gmploop.go (not on a hot path).
+
+    def __len__(self):
+        return gp_stealq_len(self.q)
+
+    def push(self, item):
+        """Owner only. Append item (a non-zero integer for a raw queue); False when
+        the ring is full."""
+        cdef uintptr_t v
+        if self.raw:
+            v = item
+            if v == 0:
+                raise ValueError("a raw StealQueue cannot hold 0")
+            return gp_stealq_put(self.q, <void *>v) == 0
+        return self.put(item)
+
+    @property
+    def head(self):
+        """Where the owner's next get starts; a watcher that sees it stand still while
+        items wait knows the owner is not taking them."""
+        return gp_stealq_head(self.q)
+
+    def peek_half(self, Py_ssize_t most):
+        """Any thread or process, raw queues: (items, head) for half of the items
+        (rounded up, at most `most`), not taken; see commit."""
+        cdef void *buf[256]
+        cdef uint32_t h = 0, n, i
+        if not self.raw:
+            raise TypeError("peek_half is for raw queues (the items are copied)")
+        if most > 256:
+            most = 256
+        n = gp_stealq_peek_half(self.q, buf, <uint32_t>most, &h)
+        return [<uintptr_t>buf[i] for i in range(n)], h
+
+    def commit(self, uint32_t head, uint32_t n):
+        """Take the n items peek_half returned at head, iff no one took any since."""
+        if gp_stealq_commit(self.q, head, n):
+            self.steals += n
+            return True
+        return False
+
+    def pop(self):
+        """Owner only. The oldest item; IndexError when empty."""
+        cdef void *p = gp_stealq_get(self.q)
+        if p is NULL:
+            raise IndexError("pop from an empty StealQueue")
+        if self.raw:
+            return <uintptr_t>p
+        item = <object>p
+        Py_XDECREF(<PyObject *>p)
+        return item
+
+    def steal_half(self, StealQueue dst):
+        """As the owner of dst: move half of this queue to dst; the count moved."""
+        return self.steal_half_into(dst)
+
+    # The nogil harness (raw queues only): see 'StealQueue' above.
+
+    def _stress_owner(self, Py_ssize_t first, Py_ssize_t count, int get_every):
+        """Owner: put first .. first+count-1 (as integers), taking one item back every
+        get_every puts and whenever the ring is full; then take what is left and
+        close. Returns the items this owner took. Runs without the GIL."""
+        cdef uintptr_t *got
+        cdef Py_ssize_t ngot = 0, i
+        cdef void *p
+        if not self.raw:
+            raise TypeError("the stress harness needs a raw StealQueue")
+        got = <uintptr_t *>malloc((count + 1) * sizeof(uintptr_t))
+        if got is NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                for i in range(first, first + count):
+                    while gp_stealq_put(self.q, <void *><uintptr_t>i) < 0:
+                        p = gp_stealq_get(self.q)
+                        if p is not NULL:
+                            got[ngot] = <uintptr_t>p
+                            ngot += 1
+                    if get_every > 0 and (i - first) % get_every == get_every - 1:
+                        p = gp_stealq_get(self.q)
+                        if p is not NULL:
+                            got[ngot] = <uintptr_t>p
+                            ngot += 1
+                while True:
+                    p = gp_stealq_get(self.q)
+                    if p is NULL:
+                        break
+                    got[ngot] = <uintptr_t>p
+                    ngot += 1
+                gp_stealq_close(self.q)
+            return [got[i] for i in range(ngot)]
+        finally:
+            free(got)
+
+    def _stress_thief(self, StealQueue src, Py_ssize_t most):
+        """Thief (self is its own raw queue): steal half of src into self and take
+        it all, until src is closed and empty. Returns the items taken and the number
+        of successful steals. Runs without the GIL."""
+        cdef uintptr_t *got
+        cdef Py_ssize_t ngot = 0, nsteals = 0, i
+        cdef uint32_t n
+        cdef void *p
+        if not (self.raw and src.raw):
+            raise TypeError("the stress harness needs raw StealQueues")
+        got = <uintptr_t *>malloc((most + 1) * sizeof(uintptr_t))
+        if got is NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                while True:
+                    n = gp_stealq_steal_half_into(src.q, self.q)
+                    if n:
+                        nsteals += 1
+                    while True:
+                        p = gp_stealq_get(self.q)
+                        if p is NULL:
+                            break
+                        if ngot < most:
+                            got[ngot] = <uintptr_t>p
+                        ngot += 1
+                    if n == 0 and gp_stealq_is_closed(src.q) and gp_stealq_len(src.q) == 0:
+                        break
+            if ngot > most:
+                raise RuntimeError(f"thief took {ngot} items, more than the {most} "
+                                   f"that exist")
+            return [got[i] for i in range(ngot)], nsteals
+        finally:
+            free(got)
+
+
+cdef class SharedStealQueues:
+
+    def __cinit__(self, Py_ssize_t count, Py_ssize_t capacity=STEAL_CAPACITY):
+        import mmap
+        cdef Py_ssize_t i
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if capacity < 2 or capacity & (capacity - 1) or capacity > (1 << 20):
+            raise ValueError(f"capacity must be a power of two >= 2, not {capacity}")
+        self.count = count
+        self.capacity = capacity
+        self._stride = (gp_stealq_shared_size(<uint32_t>capacity) + 63) & ~(<size_t>63)
+        # Anonymous and MAP_SHARED (mmap's default): children forked later share it.
+        self._map = mmap.mmap(-1, self._stride * count)
+        PyObject_GetBuffer(self._map, &self._view, PyBUF_WRITABLE)
+        self._has_view = True
+        for i in range(count):
+            if gp_stealq_init_in(<char *>self._view.buf + i * self._stride,
+                                 <uint32_t>capacity) is NULL:
+                raise SystemError("gp_stealq_init_in failed")
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+            self._has_view = False
+
+    cdef gp_stealq *at(self, Py_ssize_t i) except NULL:
+        if not 0 <= i < self.count:
+            raise IndexError(f"no queue {i} of {self.count}")
+        return <gp_stealq *>(<char *>self._view.buf + i * self._stride)
+
+    def queue(self, Py_ssize_t i):
+        """A raw StealQueue view of queue i (kept valid by a reference to self)."""
+        return StealQueue(_shared=self, _index=i)
+
+
 cdef gc_traverseproc _cython_traverse = NULL
 cdef gc_inquiry _cython_clear = NULL
+cdef gc_traverseproc _cython_steal_traverse = NULL
+cdef gc_inquiry _cython_steal_clear = NULL
 
 
 cdef int _traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
@@ -230,16 +523,46 @@ cdef int _tp_clear(PyObject *o) noexcept:
     return _cython_clear(o)
 
 
+cdef int _steal_traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
+    """StealQueue's tp_traverse: as _traverse (the collector runs with the GIL, and
+    an object queue is only used with it held)."""
+    cdef gp_stealq *q = (<StealQueue>o).q
+    cdef uint32_t i, n
+    cdef PyObject *p
+    cdef int r
+    if q is not NULL and not (<StealQueue>o).raw:
+        n = gp_stealq_len(q)
+        for i in range(n):
+            p = <PyObject *>gp_stealq_at(q, i)
+            if p is not NULL:
+                r = visit(p, arg)
+                if r:
+                    return r
+    return _cython_steal_traverse(o, visit, arg)
+
+
+cdef int _steal_tp_clear(PyObject *o) noexcept:
+    if (<StealQueue>o).q is not NULL:
+        (<StealQueue>o)._drop_all()
+    return _cython_steal_clear(o)
+
+
 cdef _install_gc_slots():
     cdef gc_TypeObject *t = <gc_TypeObject *><PyObject *>RunQueue
-    global _cython_traverse, _cython_clear
+    cdef gc_TypeObject *st = <gc_TypeObject *><PyObject *>StealQueue
+    global _cython_traverse, _cython_clear, _cython_steal_traverse, _cython_steal_clear
     if _cython_traverse is NULL:
         _cython_traverse = t.tp_traverse
         _cython_clear = t.tp_clear
-        if _cython_traverse is NULL or _cython_clear is NULL:
-            raise SystemError("RunQueue: Cython gave the type no GC slots")
+        _cython_steal_traverse = st.tp_traverse
+        _cython_steal_clear = st.tp_clear
+        if (_cython_traverse is NULL or _cython_clear is NULL or
+                _cython_steal_traverse is NULL or _cython_steal_clear is NULL):
+            raise SystemError("_runq: Cython gave the queue types no GC slots")
         t.tp_traverse = _traverse
         t.tp_clear = _tp_clear
+        st.tp_traverse = _steal_traverse
+        st.tp_clear = _steal_tp_clear
 
 
 _install_gc_slots()

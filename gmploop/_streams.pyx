@@ -124,6 +124,10 @@ cdef enum:
     # Accepts per wake-up beyond which a listener yields (and requeues itself);
     # asyncio accepts up to `backlog` per wake-up, so do we, within this cap.
     MAX_ACCEPT_BATCH = 1024
+    # The same for a listener that several Ps share (see 'Shared listeners' in
+    # _runtime.py): small, so that a P takes only what it can start serving in its
+    # next iteration and an idle P is woken for the rest. A guess, not yet tuned.
+    SHARED_ACCEPT_BATCH = 8
 
 # As asyncio's constants.
 cdef int LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
@@ -771,6 +775,9 @@ cdef class _Listener(_Pollable):
     cdef object _ssl_shutdown_timeout
     cdef object _retry
     cdef bint _active
+    cdef bint _shared               # polled by other Ps too (a runtime shared listener)
+    cdef object _handoff            # None, or where accepted sockets wait unstarted
+                                    # (the runtime's queue that other Ps steal from)
 
     def is_closing(self):
         return not self._active
@@ -781,6 +788,9 @@ cdef class _Listener(_Pollable):
     cdef _begin(self):
         self._active = True
         self._pd = self._loop._edge_desc(self._fd, self)
+        if self._shared:
+            # One P woken per connection; the others keep polling (EPOLLEXCLUSIVE).
+            self._loop.poller.set_edge_exclusive(self._pd)
         self._pd.reader = self._rh
 
     cdef _stop(self):
@@ -806,6 +816,8 @@ cdef class _Listener(_Pollable):
         cdef int i
         cdef int batch = self._backlog if 0 < self._backlog < MAX_ACCEPT_BATCH \
             else MAX_ACCEPT_BATCH
+        if self._shared and batch > SHARED_ACCEPT_BATCH:
+            batch = SHARED_ACCEPT_BATCH
         for i in range(batch):
             if not self._active or self._pd is None or self._pd.reader is not self._rh:
                 return 0
@@ -827,10 +839,21 @@ cdef class _Listener(_Pollable):
                     return 0
                 raise
             conn.setblocking(False)
-            self._accepted(conn, addr)
+            if self._handoff is not None:
+                self._handoff.put(self, conn, addr)
+            else:
+                self._accepted(conn, addr)
         if self._active and self._pd is not None and self._pd.reader is self._rh:
             self._loop.ready.put(self._rh)   # more may be queued; others go first
         return 0
+
+    def _start_accepted(self, conn, addr):
+        """Start serving conn, accepted on this listener's socket here or by another P
+        (the runtime's handoff); a stopped listener closes it."""
+        if not self._active:
+            conn.close()
+            return
+        self._accepted(conn, addr)
 
     cdef _accepted(self, conn, addr):
         cdef Loop loop = self._loop
@@ -917,7 +940,12 @@ class StreamsMixin:
         listener._ssl_handshake_timeout = ssl_handshake_timeout
         listener._ssl_shutdown_timeout = ssl_shutdown_timeout
         listener._rh = _io_handle(listener, False, listener._read_ready, loop)
+        # A socket the runtime shares between Ps says so (gmploop/_runtime.py).
+        listener._shared = getattr(sock, '_gmploop_shared', False)
+        listener._handoff = getattr(sock, '_gmploop_handoff', None)
         listener._begin()
+        if listener._handoff is not None:
+            listener._handoff.register(listener, sock)
 
     def _stop_serving(self, sock):
         cdef Loop loop = <Loop?>self

@@ -128,3 +128,39 @@ def test_aiohttp_hello_serves_until_interrupted_on_the_port_from_the_environment
         assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
         assert response.endswith(b"\r\n\r\nHello, there!\n"), response
         assert proc.poll() is None     # still serving
+
+
+@pytest.mark.timeout(90)
+def test_go_fanout():
+    proc = run_example("go_fanout.py", "300")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "go_fanout: 300 coroutines started with gmploop.go, 300 echoes, "
+        "on gmploop.Loop\n")
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_multi_p_aiohttp():
+    pytest.importorskip("aiohttp")
+    proc = run_example("multi_p_aiohttp.py", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("served ") and proc.stdout.endswith(
+        " requests on 2 Ps; each P answered\n"), proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.timeout(90)
+def test_multi_p_aiohttp_serves_until_interrupted():
+    pytest.importorskip("aiohttp")
+    port = free_port()
+    with serving("multi_p_aiohttp.py", str(port), "--serve") as proc:
+        line = first_line(proc)
+        assert line == (
+            f"serving on http://127.0.0.1:{port}/ with 2 Ps (Ctrl-C to stop)\n"), line
+        response = exchange(
+            port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            half_close=False)
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+        assert b"\r\n\r\nHello from P" in response, response
+        assert proc.poll() is None     # still serving

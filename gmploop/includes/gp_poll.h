@@ -32,6 +32,12 @@
 #define GP_HUP   0x08u
 #define GP_RDHUP 0x10u
 #define GP_EDGE  0x100u
+/* GP_EXCL: a listening socket that several processes poll (the runtime's shared
+   listeners): EPOLLEXCLUSIVE, readable only, so the kernel wakes one waiting epoll per
+   connection instead of all of them. The kernel refuses it in EPOLL_CTL_MOD and next
+   to EPOLLRDHUP; kernels before 4.5 refuse it outright (EINVAL), and the Cython side
+   then registers the plain way. kqueue has no such flag: the bit is ignored there. */
+#define GP_EXCL  0x200u
 
 typedef struct {
     uint64_t tag;
@@ -49,6 +55,10 @@ static int gp_poll_create(void) {
 
 static uint32_t gp__epoll_mask(uint32_t interest) {
     uint32_t m = 0;
+#ifdef EPOLLEXCLUSIVE
+    if (interest & GP_EXCL)
+        return EPOLLIN | EPOLLEXCLUSIVE | ((interest & GP_EDGE) ? EPOLLET : 0);
+#endif
     if (interest & GP_IN) m |= EPOLLIN | EPOLLRDHUP;
     if (interest & GP_OUT) m |= EPOLLOUT;
     if (interest & GP_EDGE) m |= EPOLLET;
@@ -57,6 +67,9 @@ static uint32_t gp__epoll_mask(uint32_t interest) {
 
 static int gp__ctl(int pfd, int op, int fd, uint32_t interest, uint64_t tag) {
     struct epoll_event ev;
+#ifndef EPOLLEXCLUSIVE
+    if (interest & GP_EXCL) { errno = EINVAL; return -1; }
+#endif
     ev.events = gp__epoll_mask(interest);
     ev.data.u64 = tag;
     return epoll_ctl(pfd, op, fd, &ev);

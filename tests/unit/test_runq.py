@@ -1,12 +1,14 @@
-"""Unit tests of gmploop._runq.RunQueue on its own (no loop).
+"""Unit tests of gmploop._runq.RunQueue and StealQueue on their own (no loop).
 
 The invariants under test are the ones in the essay at the top of _runq.pyx: FIFO
 across growth and wrap-around, one owned reference per queued slot, and a ring that
-stays consistent while a release runs arbitrary Python (__del__).
+stays consistent while a release runs arbitrary Python (__del__); for StealQueue,
+conservation: under concurrent put, get and steal, every item is taken exactly once.
 """
 import gc
 import random
 import sys
+import threading
 import weakref
 
 import pytest
@@ -481,3 +483,164 @@ def test_gc_referents_of_a_hidden_item_are_the_queues():
     refs = gc.get_referents(q)
     assert not any(x is item for x in refs)
     assert any(x is item.__dict__ or x is target for x in refs)
+
+# ---------------------------------------------------------------------- StealQueue
+
+StealQueue = _runq.StealQueue
+
+
+def test_steal_queue_is_fifo_and_bounded():
+    q = StealQueue(8)
+    items = [Item(i) for i in range(10)]
+    assert [q.push(it) for it in items] == [True] * 8 + [False] * 2
+    assert len(q) == 8 and q.capacity == 8
+    # A refused item was not kept: only the caller holds it.
+    assert sys.getrefcount(items[9]) == sys.getrefcount(Item(99)) + 1
+    assert [q.pop().n for _ in range(8)] == list(range(8))
+    with pytest.raises(IndexError):
+        q.pop()
+
+
+@pytest.mark.parametrize("n,room,expected", [
+    (1, 8, 1), (2, 8, 1), (7, 8, 4), (8, 8, 4), (8, 2, 2), (0, 8, 0)])
+def test_steal_half_takes_half_rounded_up_within_the_thiefs_room(n, room, expected):
+    src = StealQueue(8)
+    dst = StealQueue(8)
+    for i in range(8 - room):
+        dst.push(Item(-1 - i))
+    for i in range(n):
+        src.push(Item(i))
+    assert src.steal_half(dst) == expected
+    assert src.steals == expected
+    assert len(src) == n - expected and len(dst) == 8 - room + expected
+    stolen = [dst.pop().n for _ in range(len(dst))][8 - room:]
+    assert stolen == list(range(expected))          # the oldest go to the thief
+    assert [src.pop().n for _ in range(len(src))] == list(range(expected, n))
+
+
+def test_steal_queue_references_are_conserved():
+    refs = []
+    q = StealQueue(16)
+    dst = StealQueue(16)
+    for i in range(12):
+        it = Item(i)
+        refs.append(weakref.ref(it))
+        q.push(it)
+        del it
+    q.steal_half(dst)
+    first = q.pop()
+    assert all(r() is not None for r in refs)
+    del q, dst          # dealloc drops what is still queued
+    gc.collect()
+    assert [r() is not None for r in refs] == [r() is first for r in refs]
+
+
+def test_steal_queue_cycle_through_queue_is_collected():
+    class Holder:
+        pass
+    h = Holder()
+    h.q = StealQueue(8)
+    h.q.push(h)
+    ref = weakref.ref(h)
+    del h
+    gc.collect()
+    assert ref() is None
+
+
+def test_steal_queue_rejects_bad_capacities_and_mixed_modes():
+    for cap in (0, 1, 3, 12):
+        with pytest.raises(ValueError):
+            StealQueue(cap)
+    with pytest.raises(TypeError):
+        StealQueue(8).steal_half(StealQueue(8, raw=True))
+    with pytest.raises(TypeError):
+        StealQueue(8, raw=True).push(Item(1))
+    q = StealQueue(8)
+    with pytest.raises(ValueError):
+        q.steal_half(q)
+
+
+@pytest.mark.parametrize("capacity,thieves", [(4, 3), (64, 2), (256, 1)])
+def test_steal_queue_conservation_nogil(capacity, thieves):
+    """Owner put/get and thieves' steal_half_into race on real cores (the harness runs
+    the C functions without the GIL): every item is taken exactly once."""
+    n = 300_000
+    src = StealQueue(capacity, raw=True)
+    start = threading.Barrier(thieves + 1)
+    results = [None] * thieves
+    errors = []
+
+    def thief(k):
+        mine = StealQueue(capacity, raw=True)
+        start.wait()
+        try:
+            results[k] = mine._stress_thief(src, n)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thief, args=(k,)) for k in range(thieves)]
+    for t in threads:
+        t.start()
+    start.wait()
+    owned = src._stress_owner(1, n, 3)
+    for t in threads:
+        t.join(30)
+    assert not errors
+    taken = list(owned)
+    for items, _ in results:
+        taken += items
+    assert len(taken) == n
+    assert sorted(taken) == list(range(1, n + 1))
+    assert len(src) == 0
+    # Each thief's own items came out in the order the owner put them (a steal
+    # takes the oldest, FIFO within one thief's queue).
+    for items, _ in results:
+        assert items == sorted(items)
+
+
+def test_steal_queue_conservation_python_threads():
+    """The object queue from Python threads (the GIL switching between them every
+    few bytecodes): put/get by the owner, steal_half by two thieves; every object
+    is seen exactly once."""
+    n = 20_000
+    src = StealQueue(32)
+    seen = []
+    done = threading.Event()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def thief():
+        mine = StealQueue(32)
+        while True:
+            moved = src.steal_half(mine)
+            while len(mine):
+                seen.append(mine.pop())
+            if not moved and done.is_set() and not len(src):
+                return
+
+    threads = [threading.Thread(target=thief) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for i in range(n):
+            while not src.push(i):
+                try:
+                    seen.append(src.pop())
+                except IndexError:
+                    pass
+            if i % 5 == 0:
+                try:
+                    seen.append(src.pop())
+                except IndexError:
+                    pass
+        while len(src):
+            try:
+                seen.append(src.pop())
+            except IndexError:
+                break
+        done.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        sys.setswitchinterval(old)
+    assert sorted(seen) == list(range(n))

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""The aiohttp server that bench/runtime_bench.py loads: gmploop.run(main, procs=N).
+
+    python bench/runtime_server.py --procs 2 [--port 0]
+
+Routes (aiohttp.web, no access log):
+
+    /        "Hello, World!"
+    /cpu     burns about 200 us of CPU in Python, then answers (a handler with work)
+    /sleep   blocks its P for 2 s with time.sleep (the stuck-P test), then answers
+
+P0 prints "READY <port>" once its site is listening; every P serves until SIGTERM or
+SIGINT (the runtime forwards it to each P). The listeners are the runtime's: one shared
+socket, or one per P with GMPLOOP_LISTEN=reuseport.
+"""
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+from aiohttp import web
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import gmploop  # noqa: E402
+
+CPU_BURN = 200e-6   # seconds of Python work per /cpu request
+STUCK_FOR = 2.0     # seconds /sleep blocks its P
+
+
+async def hello(request):
+    return web.Response(text="Hello, World!")
+
+
+async def cpu(request):
+    end = time.perf_counter() + CPU_BURN
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return web.Response(text=f"burnt {n}")
+
+
+async def sleep(request):
+    time.sleep(STUCK_FOR)       # deliberately blocks the whole P
+    return web.Response(text="woke up")
+
+
+def main_for(port):
+    async def main():
+        app = web.Application()
+        app.add_routes([web.get("/", hello), web.get("/cpu", cpu),
+                        web.get("/sleep", sleep)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", port)
+            await site.start()
+            if os.environ.get("GMPLOOP_P", "0") == "0":
+                print(f"READY {runner.addresses[0][1]}", flush=True)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+    return main
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        gmploop.run(main_for(args.port), procs=args.procs)
+    except (KeyboardInterrupt, SystemExit):
+        pass
