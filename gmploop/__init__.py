@@ -54,6 +54,9 @@ class Loop(_NetMixin, _StreamsMixin, _loop.Loop, _asyncio.AbstractEventLoop):
         """sysmon: seconds a callback may run before sysmon reports it (None: the
         GMPLOOP_DEBUG setting, 0.1 s by default; 0: never)."""
         super().__init__(sysmon=sysmon)
+        p = _runtime.this_p()
+        if p is not None:           # a P of the runtime: stats and schedtrace say which
+            self._p_index = p
         _sysmon.watch(self)
 
     # ---- datagram endpoints: gmploop/_dgram.pyx ----

@@ -793,6 +793,7 @@ class ListenerClient:
             return
         self.watched = loop
         self.handoff.loop = loop
+        loop._steal_queue = self.handoff          # stats: connections waiting here
         loop.add_reader(self.sock.fileno(), self._read_moved)
 
     def _read_moved(self):
@@ -881,9 +882,15 @@ class ConnHandoff:
                 conn.close()
                 continue
             self.stolen_in += 1
+            if self.loop is not None:
+                self.loop._n_steals += 1            # stats and schedtrace: steals=
             listener._start_accepted(conn, addr)
         for fd in fds[len(ids):]:
             os.close(fd)
+
+    def __len__(self):
+        """Connections waiting here unstarted (loop.stats().stealable)."""
+        return len(self.queue)
 
     def stats(self):
         return {"started": self.started, "stolen_out": self.stolen_out,
@@ -936,6 +943,12 @@ def _p_main(index, cpu, sock, main, debug, loop_factory, blocked, queue):
 
 
 _terminating = False
+_this_p = None          # in a P: its index (loops made there are labelled with it)
+
+
+def this_p():
+    """In a P of the runtime: its index, 0 to N-1; None elsewhere."""
+    return _this_p
 
 
 def _on_sigterm(signum, frame):
@@ -970,6 +983,8 @@ def _p_setup(index, cpu, sock, blocked, queue):
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     os.environ["GMPLOOP_P"] = str(index)
+    global _this_p
+    _this_p = index
     _net.listener_source = ListenerClient(sock, None if queue is None
                                           else ConnHandoff(queue))
 

@@ -142,7 +142,9 @@ async def steal():
         await server.serve_forever()
     finally:
         st = _runtime.p_stats()
-        say(f"STATS {me()} {st['started']} {st['stolen_out']} {st['stolen_in']}")
+        ls = loop.stats()
+        say(f"STATS {me()} {st['started']} {st['stolen_out']} {st['stolen_in']} "
+            f"{ls.p} {ls.steals}")
 
 
 async def result():

@@ -289,8 +289,11 @@ def test_connections_a_stuck_p_accepted_are_moved_to_another_p(prog):
     assert code == 128 + signal.SIGTERM, err
     stats = {int(f[1]): list(map(int, f[2:])) for f in
              (line.split() for line in p.lines if line.startswith("STATS"))}
-    started0, out0, in0 = stats[0]
-    started1, out1, in1 = stats[1]
+    started0, out0, in0, p0, steals0 = stats[0]
+    started1, out1, in1, p1, steals1 = stats[1]
+    # Each P's loop.stats() names its P and counts the connections stolen into it.
+    assert (p0, p1) == (0, 1), stats
+    assert (steals0, steals1) == (in0, in1), stats
     # Every connection was started exactly once, by one P.
     assert started0 + in0 + started1 + in1 == 24, (stats, by_p)
     assert by_p[0] == started0 + in0 and by_p[1] == started1 + in1, (stats, by_p)
