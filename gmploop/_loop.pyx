@@ -50,7 +50,7 @@ Races it must survive
 
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.math cimport ceil
+from libc.math cimport ceil, isnan, INFINITY
 from libc.stdint cimport uint32_t
 
 import asyncio
@@ -519,7 +519,13 @@ cdef class Loop:
         cdef TimerHandle th = new_timer(when, callback, args, context, self)
         if self._debug:
             th._source_traceback = aio_extract_stack(sys._getframe(0))
-        self.timers.push(when, th)
+        if isnan(when):
+            # asyncio runs a NaN deadline in the next iteration (no comparison with
+            # NaN holds, so nothing keeps it waiting); an ordering key of -inf does
+            # the same and keeps the heap ordered. when() still says nan.
+            self.timers.push(-INFINITY, th)
+        else:
+            self.timers.push(when, th)
         th._scheduled = True
         th.heap = self.timers
         return th
@@ -1099,7 +1105,9 @@ cdef class Loop:
         """Retry callback(fut, sock, *args) each time sock may be readable, until fut
         is done; the wait ends when fut completes or is cancelled."""
         cdef int fd = _fileobj_to_fd(sock.fileno())
-        cdef PollDesc pd = self._sock_desc(sock, fd)
+        cdef PollDesc pd
+        self._check_closed()    # as asyncio's add_reader, before the poller is asked
+        pd = self._sock_desc(sock, fd)
         if pd is None:
             handle = self._add_io(fd, False, callback, (fut, sock) + args)
             fut.add_done_callback(
@@ -1113,7 +1121,9 @@ cdef class Loop:
 
     def _wait_writable(self, fut, sock, callback, *args):
         cdef int fd = _fileobj_to_fd(sock.fileno())
-        cdef PollDesc pd = self._sock_desc(sock, fd)
+        cdef PollDesc pd
+        self._check_closed()
+        pd = self._sock_desc(sock, fd)
         if pd is None:
             handle = self._add_io(fd, True, callback, (fut, sock) + args)
             fut.add_done_callback(
