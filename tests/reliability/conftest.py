@@ -22,8 +22,6 @@ if os.environ.get("GMPLOOP_RELIABILITY_UVLOOP") == "1":
 
 def pytest_configure(config):
     _compat.pytest_configure(config)
-    config.addinivalue_line(
-        "markers", "soak: a long reliability run (GMPLOOP_SOAK_SECONDS sets its length)")
 
 
 def pytest_collection_modifyitems(config, items):
