@@ -105,6 +105,131 @@ def test_fork_while_running(loop, loop_factory):
     assert log.contexts == []
 
 
+@pytest.mark.timeout(5)
+@pytest.mark.xfail_loop(
+    "asyncio", reason="the child shares the parent's epoll instance; closing an inherited "
+    "transport or server there unregisters the fd from it, and the parent stops hearing "
+    "about that connection and that listener")
+def test_fork_child_closes_inherited_transports(loop):
+    """The child closes what it inherited (the server, a connection's transport), as
+    a forked worker tidies up before doing its own work. The parent's registrations
+    are the parent's: it keeps serving that connection and keeps accepting."""
+    log = ExceptionLog(loop)
+    transports = []
+
+    class Tracked(Echo):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transports.append(transport)
+
+    async def main():
+        server = await loop.create_server(Tracked, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+        try:
+            assert await loop.run_in_executor(None, echo_once, sock, b"before") == b"before"
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for t in transports:
+                        t.abort()
+                    server.close()
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            await asyncio.sleep(0.05)
+            assert await loop.run_in_executor(None, echo_once, sock, b"after") == b"after"
+            other = socket.create_connection(("127.0.0.1", port), timeout=2)
+            with other:
+                assert await loop.run_in_executor(None, echo_once, other, b"new") == b"new"
+        finally:
+            sock.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main(), timeout=30)
+    assert log.contexts == []
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.xfail_loop(
+    "asyncio", reason="both processes poll one shared epoll instance: the child's "
+    "server.close() unregisters the parent's listener, and the parent hangs")
+def test_fork_child_runs_the_inherited_loop(loop):
+    """A loop made (with a server on it) before fork() is run by both processes: the
+    child does its own work on it (timers, a socket pair, a server of its own) while
+    the parent serves clients. Neither takes the other's events."""
+    log = ExceptionLog(loop)
+    server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+
+    async def child_work():
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        with a, b:
+            for i in range(20):
+                await loop.sock_sendall(a, b"%d" % i)
+                assert await loop.sock_recv(b, 10) == b"%d" % i
+        own = await loop.create_server(Echo, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", own.sockets[0].getsockname()[1])
+        for i in range(20):
+            writer.write(b"child %d\n" % i)
+            assert await reader.readline() == b"child %d\n" % i
+        writer.close()
+        await writer.wait_closed()
+        own.close()
+        await own.wait_closed()
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            server.close()      # the parent's listener is the parent's to serve
+            loop.run_until_complete(asyncio.wait_for(child_work(), 10))
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    async def parent_work():
+        for i in range(10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for j in range(10):
+                writer.write(b"%d %d\n" % (i, j))
+                assert await reader.readline() == b"%d %d\n" % (i, j)
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(0.01)
+        _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child's work failed"
+        server.close()
+        await server.wait_closed()
+
+    run(loop, parent_work(), timeout=30)
+    assert log.contexts == []
+
+
+def test_sigint_while_blocked_in_poll(loop):
+    """SIGINT with Python's own handler while the loop sleeps in its poll:
+    KeyboardInterrupt leaves run_forever at once, as on asyncio, and the loop can
+    run again."""
+    t = _kill_later(signal.SIGINT, 0.1)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    t.join()
+    assert not loop.is_running()
+    assert loop.run_until_complete(asyncio.sleep(0, "again")) == "again"
+
+
 def _kill_later(sig, delay, count=1, interval=0.0):
     def fire():
         time.sleep(delay)
