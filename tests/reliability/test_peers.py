@@ -24,23 +24,21 @@ from .support import (STEP_TIMEOUT, Client, ExceptionLog, Recorder, run, set_lin
 RESET_ERRORS = (ConnectionResetError, BrokenPipeError)
 
 
-def test_reset_mid_read(loop):
-    """The peer sends part of a message, then resets: connection_lost gets a
-    ConnectionResetError (asyncio's read path), the data before it was delivered."""
-    log = ExceptionLog(loop)
+def _reset_by_peer(loop, protocol_class, before_reset):
+    """A server on loop with protocol_class; a client connects, runs
+    before_reset(sock, protos) and closes with a reset. Returns (the exception
+    connection_lost got, the protocols made)."""
     protos = []
 
     def factory():
-        protos.append(Recorder())
+        protos.append(protocol_class())
         return protos[-1]
 
     async def main():
         server, port = await start_server(loop, factory)
         sock = socket.create_connection(("127.0.0.1", port))
         try:
-            sock.sendall(b"x" * 1000)
-            while len(protos) == 0 or len(protos[0].data) < 1000:
-                await asyncio.sleep(0.01)
+            await before_reset(sock, protos)
             set_linger_zero(sock)
         finally:
             sock.close()
@@ -49,7 +47,20 @@ def test_reset_mid_read(loop):
         await server.wait_closed()
         return exc
 
-    exc = run(loop, main())
+    return run(loop, main()), protos
+
+
+def test_reset_mid_read(loop):
+    """The peer sends part of a message, then resets: connection_lost gets a
+    ConnectionResetError (asyncio's read path), the data before it was delivered."""
+    log = ExceptionLog(loop)
+
+    async def send_part(sock, protos):
+        sock.sendall(b"x" * 1000)
+        while len(protos) == 0 or len(protos[0].data) < 1000:
+            await asyncio.sleep(0.01)
+
+    exc, protos = _reset_by_peer(loop, Recorder, send_part)
     assert isinstance(exc, ConnectionResetError), exc
     assert bytes(protos[0].data) == b"x" * 1000
     assert protos[0].transport.is_closing()
@@ -62,34 +73,19 @@ def test_reset_mid_write(loop):
     logged (an OSError on a transport is reported only in debug mode, as asyncio
     does)."""
     log = ExceptionLog(loop)
-    protos = []
 
     class Writer(Recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
             transport.write(b"y" * (8 * 1024 * 1024))
 
-    def factory():
-        protos.append(Writer())
-        return protos[-1]
+    async def read_a_little(sock, protos):
+        await protos_made(protos)
+        sock.recv(1000)     # the write is under way
+        while protos[0].transport.get_write_buffer_size() == 0:
+            await asyncio.sleep(0.01)
 
-    async def main():
-        server, port = await start_server(loop, factory)
-        sock = socket.create_connection(("127.0.0.1", port))
-        try:
-            await protos_made(protos)
-            sock.recv(1000)     # the write is under way
-            while protos[0].transport.get_write_buffer_size() == 0:
-                await asyncio.sleep(0.01)
-            set_linger_zero(sock)
-        finally:
-            sock.close()
-        exc = await protos[0].closed
-        server.close()
-        await server.wait_closed()
-        return exc
-
-    exc = run(loop, main())
+    exc, protos = _reset_by_peer(loop, Writer, read_a_little)
     assert isinstance(exc, RESET_ERRORS), exc
     assert protos[0].transport.get_write_buffer_size() == 0 or protos[0].transport.is_closing()
     # A write after the loss is dropped silently (asyncio counts and warns later).

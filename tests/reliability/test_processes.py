@@ -37,6 +37,18 @@ def echo_once(sock, msg):
     return got
 
 
+async def parent_still_serves(loop, server, sock, pid):
+    """After the child pid exits (successfully): the connection sock is still served,
+    and so is a new one."""
+    _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
+    await asyncio.sleep(0.05)
+    assert await loop.run_in_executor(None, echo_once, sock, b"after") == b"after"
+    other = socket.create_connection(server.sockets[0].getsockname(), timeout=2)
+    with other:
+        assert await loop.run_in_executor(None, echo_once, other, b"new") == b"new"
+
+
 def test_fork_while_running(loop, loop_factory):
     """The loop forks from inside a callback. The child makes and runs a loop of its
     own (timers, a socket pair, a server) and exits; the parent keeps serving the
@@ -90,12 +102,7 @@ def test_fork_while_running(loop, loop_factory):
                 msg = b"during %d" % i
                 assert await loop.run_in_executor(None, echo_once, sock, msg) == msg
                 await asyncio.sleep(0.01)
-            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0, "the child's loop failed"
-            assert await loop.run_in_executor(None, echo_once, sock, b"after") == b"after"
-            other = socket.create_connection(("127.0.0.1", port), timeout=10)
-            with other:
-                assert await loop.run_in_executor(None, echo_once, other, b"new") == b"new"
+            await parent_still_serves(loop, server, sock, pid)
         finally:
             sock.close()
         server.close()
@@ -138,13 +145,7 @@ def test_fork_child_closes_inherited_transports(loop):
                     code = 0
                 finally:
                     os._exit(code)
-            _, status = await loop.run_in_executor(None, os.waitpid, pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
-            await asyncio.sleep(0.05)
-            assert await loop.run_in_executor(None, echo_once, sock, b"after") == b"after"
-            other = socket.create_connection(("127.0.0.1", port), timeout=2)
-            with other:
-                assert await loop.run_in_executor(None, echo_once, other, b"new") == b"new"
+            await parent_still_serves(loop, server, sock, pid)
         finally:
             sock.close()
         server.close()
