@@ -517,15 +517,14 @@ cdef class Loop:
     cdef TimerHandle _call_at(self, double when, object callback, object args,
                               object context):
         cdef TimerHandle th = new_timer(when, callback, args, context, self)
-        if self._debug:
-            th._source_traceback = aio_extract_stack(sys._getframe(0))
         if isnan(when):
             # asyncio runs a NaN deadline in the next iteration (no comparison with
-            # NaN holds, so nothing keeps it waiting); an ordering key of -inf does
-            # the same and keeps the heap ordered. when() still says nan.
-            self.timers.push(-INFINITY, th)
-        else:
-            self.timers.push(when, th)
+            # NaN holds, so nothing keeps it waiting); a heap key of -inf does the
+            # same and keeps the heap ordered. th.when() still says nan.
+            when = -INFINITY
+        if self._debug:
+            th._source_traceback = aio_extract_stack(sys._getframe(0))
+        self.timers.push(when, th)
         th._scheduled = True
         th.heap = self.timers
         return th
