@@ -30,6 +30,7 @@ cdef extern from "Python.h":
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
     object PyContext_CopyCurrent()
+    bint PyContext_CheckExact(object o)
 
 
 cdef object _extract_stack = aio_format_helpers.extract_stack
@@ -57,8 +58,14 @@ cdef class Handle:
         cdef object args = self.args
         cdef object context = self.context
         cdef Py_ssize_t nargs = len(<tuple>args)
-        PyContext_Enter(context)
         try:
+            if not PyContext_CheckExact(context):
+                # Not a contextvars.Context: asyncio calls context.run(callback,
+                # *args), so an object with a run method is a context there, and one
+                # without fails in the callback, reported, never out of the loop.
+                context.run(callback, *args)
+                return 0
+            PyContext_Enter(context)
             try:
                 if nargs == 0:
                     callback()

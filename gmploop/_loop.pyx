@@ -67,7 +67,7 @@ incident back to sysmon to close (``_slow_callback_ended``), on the loop's own t
 
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.math cimport ceil
+from libc.math cimport ceil, isnan, INFINITY
 from libc.stdint cimport uint32_t
 
 import asyncio
@@ -597,6 +597,11 @@ cdef class Loop:
     cdef TimerHandle _call_at(self, double when, object callback, object args,
                               object context):
         cdef TimerHandle th = new_timer(when, callback, args, context, self)
+        if isnan(when):
+            # asyncio runs a NaN deadline in the next iteration (no comparison with
+            # NaN holds, so nothing keeps it waiting); a heap key of -inf does the
+            # same and keeps the heap ordered. th.when() still says nan.
+            when = -INFINITY
         if self._debug:
             th._source_traceback = aio_extract_stack(sys._getframe(0))
         self.timers.push_hidden(when, th)     # a fresh timer: the heap alone holds it
@@ -1179,7 +1184,9 @@ cdef class Loop:
         """Retry callback(fut, sock, *args) each time sock may be readable, until fut
         is done; the wait ends when fut completes or is cancelled."""
         cdef int fd = _fileobj_to_fd(sock.fileno())
-        cdef PollDesc pd = self._sock_desc(sock, fd)
+        cdef PollDesc pd
+        self._check_closed()    # as asyncio's add_reader, before the poller is asked
+        pd = self._sock_desc(sock, fd)
         if pd is None:
             handle = self._add_io(fd, False, callback, (fut, sock) + args)
             fut.add_done_callback(
@@ -1193,7 +1200,9 @@ cdef class Loop:
 
     def _wait_writable(self, fut, sock, callback, *args):
         cdef int fd = _fileobj_to_fd(sock.fileno())
-        cdef PollDesc pd = self._sock_desc(sock, fd)
+        cdef PollDesc pd
+        self._check_closed()
+        pd = self._sock_desc(sock, fd)
         if pd is None:
             handle = self._add_io(fd, True, callback, (fut, sock) + args)
             fut.add_done_callback(

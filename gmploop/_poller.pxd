@@ -55,6 +55,7 @@ cdef class Poller:
     cdef int maxevents
     cdef readonly Py_ssize_t registered # fds in the kernel's set (the doorbell excluded)
     cdef readonly unsigned long long ctl_calls  # epoll_ctl/kevent changes made, ever
+    cdef unsigned long fork_epoch       # the fork epoch the kernel set belongs to
 
     cdef PollDesc lookup(self, int fd)
     cdef PollDesc desc_for(self, int fd)

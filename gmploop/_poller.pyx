@@ -78,6 +78,22 @@ of calls costs one wake-up of the poller. Signals do not use it: ``signal.set_wa
 writes single bytes, which an eventfd refuses, so the loop gives Python a socket pair
 of its own for that (see ``add_signal_handler`` in ``_loop.pyx``).
 
+After fork()
+------------
+A forked child inherits the poller's epoll fd, and an epoll fd names one kernel object
+shared by both processes: a registration the child removes (closing an inherited
+transport, a server) is gone from the parent too, and an edge the child's wait takes
+is never reported to the parent. So a poller remembers the fork epoch it was made
+in; the first time it is used in a later one (a child: ``os.register_at_fork`` bumps
+the epoch there), it makes a kernel set and a doorbell of its own and registers in
+them what it had registered, then lets the inherited ones go (closing the child's
+copies of those fds touches nothing of the parent's). The parent's registrations are
+never touched, and an inherited loop keeps working in the child on its own set.
+Rejected: refusing every kernel change in a child (an inherited loop would then hang
+silently) and a ``getpid()`` per change (a syscall on the path that has none). A
+kqueue is not inherited at all; the same step gives the child one. Tested in
+``tests/reliability/test_processes.py`` (``test_fork_child_closes_inherited_*``).
+
 Races
 -----
 * ``wait`` releases the GIL. Only the owner P calls it, so no other thread can change
@@ -93,6 +109,8 @@ from libc.errno cimport errno, EINTR, ENOENT, EEXIST, EBADF, EPERM, EINVAL
 from libc.stdint cimport uint32_t, uint64_t
 from posix.unistd cimport close as c_close
 
+import os
+
 cdef enum:
     # Events taken per wait. 256 fills a few cache lines; a server with more fds ready
     # at once gets the rest on the next (zero-timeout) wait of the same iteration count.
@@ -100,6 +118,57 @@ cdef enum:
 
 cdef uint32_t WAKE_GEN = 0xFFFFFFFF       # a generation never given to an fd
 cdef uint64_t WAKE_TAG = 0xFFFFFFFFFFFFFFFF
+
+# Bumped in a child after each fork(); see 'After fork()' above.
+cdef unsigned long _fork_epoch = 0
+
+
+def _after_fork_in_child():
+    global _fork_epoch
+    _fork_epoch += 1
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef int _own_kernel_set(Poller p) except -1:
+    """p was made before a fork() and is now used in the child: give it a kernel set
+    and a doorbell of its own, registering what it had (see 'After fork()')."""
+    cdef int pfd, rfd = -1, wfd = -1
+    cdef PollDesc pd
+    p.fork_epoch = _fork_epoch
+    if p.pfd < 0:
+        return 0        # closed: nothing to own
+    pfd = gp_poll_create()
+    if pfd < 0:
+        PyErr_SetFromErrno(OSError)
+    if gp_wakeup_open(&rfd, &wfd) < 0 or gp_poll_add(pfd, rfd, GP_IN, WAKE_TAG) < 0:
+        PyErr_SetFromErrno(OSError)
+        c_close(pfd)
+        if wfd >= 0 and wfd != rfd:
+            c_close(wfd)
+        if rfd >= 0:
+            c_close(rfd)
+        return -1
+    p._close_fds()      # the child's copies only
+    p.pfd = pfd
+    p.wake_rfd = rfd
+    p.wake_wfd = wfd
+    for obj in p.descs:
+        if obj is None:
+            continue
+        pd = <PollDesc>obj
+        if pd.mode == PD_UNREGISTERED:
+            continue
+        pd.gen = p.new_gen()
+        p.ctl_calls += 1
+        if gp_poll_add(pfd, pd.fd, pd.interest, make_tag(pd)) < 0:
+            # Closed before the fork without telling the poller: nothing to watch.
+            pd.mode = PD_UNREGISTERED
+            pd.interest = 0
+            p.registered -= 1
+    return 0
 
 BACKEND = GP_BACKEND.decode()
 
@@ -128,6 +197,7 @@ cdef class Poller:
         self.next_gen = 1
         self.registered = 0
         self.maxevents = MAX_EVENTS
+        self.fork_epoch = _fork_epoch
         self.events = <gp_event *>PyMem_Malloc(MAX_EVENTS * sizeof(gp_event))
         if self.events is NULL:
             raise MemoryError()
@@ -205,6 +275,8 @@ cdef class Poller:
         descriptor stays, unregistered)."""
         cdef int r
         cdef uint32_t old = pd.interest
+        if self.fork_epoch != _fork_epoch:
+            _own_kernel_set(self)
         if pd.mode == PD_EDGE:
             raise RuntimeError(f"fd {pd.fd} is owned by a transport")
         if interest == 0:
@@ -259,6 +331,8 @@ cdef class Poller:
     cdef int set_edge(self, PollDesc pd) except -1:
         """Owner P only. Register pd once, edge-triggered, for both directions."""
         cdef int r
+        if self.fork_epoch != _fork_epoch:
+            _own_kernel_set(self)
         if pd.mode == PD_EDGE:
             # Already ours; ask the kernel whether it still is (see 'Stale events').
             self.ctl_calls += 1
@@ -318,6 +392,8 @@ cdef class Poller:
         table; later events with its generation are dropped. Call before the fd is
         closed; after, the kernel has already dropped it and this is bookkeeping."""
         cdef int r
+        if self.fork_epoch != _fork_epoch:
+            _own_kernel_set(self)
         if pd.mode != PD_UNREGISTERED:
             self.ctl_calls += 1
             r = gp_poll_del(self.pfd, pd.fd, pd.interest)
@@ -335,6 +411,8 @@ cdef class Poller:
         """Owner P only. Block (GIL released) for up to timeout_ms (-1: no limit) and
         return the number of events; 0 on timeout or EINTR."""
         cdef int n
+        if self.fork_epoch != _fork_epoch:
+            _own_kernel_set(self)
         with nogil:
             n = gp_poll_wait(self.pfd, self.events, self.maxevents, timeout_ms)
         if n < 0:

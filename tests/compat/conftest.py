@@ -58,8 +58,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    apply_loop_marks(items, "compat")
+
+
+def apply_loop_marks(items, directory):
+    """Give the tests under `directory` their timeout and their xfail_loop marks
+    (tests/reliability uses these fixtures too, and calls this for its own tests)."""
     for item in items:
-        if "/compat/" not in str(item.fspath).replace(os.sep, "/"):
+        if f"/{directory}/" not in str(item.fspath).replace(os.sep, "/"):
             continue
         mark = item.get_closest_marker("timeout")
         timeout = mark.args[0] if mark is not None and mark.args else DEFAULT_TIMEOUT
