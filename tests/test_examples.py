@@ -164,3 +164,21 @@ def test_multi_p_aiohttp_serves_until_interrupted():
         assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
         assert b"\r\n\r\nHello from P" in response, response
         assert proc.poll() is None     # still serving
+
+
+@pytest.mark.timeout(90)
+def test_sysmon_demo_names_the_blocking_call_before_the_reply():
+    proc = run_example("sysmon_demo.py")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "fast request: fast answer"
+    blocked = [i for i, line in enumerate(lines)
+               if line.startswith("blocked in a call: time.sleep(0.4)")
+               and "sysmon_demo.py:25" in line]
+    ended = [i for i, line in enumerate(lines) if "the slow callback returned" in line]
+    reply = [i for i, line in enumerate(lines) if line.startswith("slow request: slow")]
+    assert blocked and ended and reply, proc.stdout
+    # The report came while the handler slept, before its reply; the end after it.
+    assert blocked[0] < ended[0] < reply[0], proc.stdout
+    assert any("in handle_slow_request" in line for line in lines), proc.stdout
+    assert proc.stderr == ""
