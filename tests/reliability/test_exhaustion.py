@@ -33,6 +33,8 @@ EMFILE_CHILD = textwrap.dedent("""
     reported = []
 
     def handler(loop, context):
+        if "blocked_for" in context:    # a sysmon report: see support.ExceptionLog
+            return
         reported.append((context.get("message"), type(context.get("exception")).__name__,
                          getattr(context.get("exception"), "errno", None)))
     loop.set_exception_handler(handler)
