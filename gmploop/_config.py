@@ -54,6 +54,13 @@ SYSMON_CPU_BOUND_SHARE = 0.25
 # call is. Deep enough for aiohttp's handler and middleware chain, short enough to read.
 SYSMON_STACK_LIMIT = 32
 
+# Each P of the process runtime publishes its counters for the other Ps this often
+# (gmploop.stats() in one P reads the others' last publication; see _statshm.py). A
+# tenth of a second: fresh enough for a dashboard polled every second, and a publication
+# costs a few microseconds of the P's GIL, 10 times a second. Schedtrace asks for more
+# when its period is short (two publications per period).
+STATS_PUBLISH_MS = 100
+
 # Default for schedtrace: off. Go's schedtrace is off unless asked for, too.
 SCHEDTRACE_MS = 0
 

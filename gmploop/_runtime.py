@@ -148,7 +148,7 @@ import traceback
 
 from asyncio import events as aio_events
 
-from . import _net
+from . import _net, _statshm
 from ._runq import SharedStealQueues
 
 __all__ = ("PFailedError", "resolve_procs", "run_procs")
@@ -325,6 +325,8 @@ class Supervisor:
         self.parked = []                # stolen (ids, fds) not yet handed to a P
         self.unix_files = []            # (path, inode) of Unix listeners, removed at end
         self.policy_mode = False        # started by fork_here (gmploop.Policy)
+        self.stats = None               # _statshm.SharedStats: each P's LoopStats
+        self.trace = None               # _statshm.RuntimeTrace, with schedtrace on
 
     def run(self, main, debug, loop_factory):
         cpus = _usable_cpus()
@@ -342,6 +344,8 @@ class Supervisor:
             self.selector.register(wake_r, selectors.EVENT_READ, None)
             if self.mode == "shared" and _pidfd_getfd is not None:
                 self.shared = SharedStealQueues(self.procs, HANDOFF_CAPACITY)
+            self.stats = _statshm.SharedStats(self.procs)
+            self.trace = _statshm.RuntimeTrace.configured(self.stats)
             for index in range(self.procs):
                 cpu = cpus[index % len(cpus)] if pinned and cpus else None
                 self._fork(index, cpu, main, debug, loop_factory, wake_r, wake_w)
@@ -382,6 +386,8 @@ class Supervisor:
         for _victim, _ids, fds in self.parked:
             for fd in fds:
                 os.close(fd)
+        if self.stats is not None:
+            self.stats.close()
         wake_r.close()
         wake_w.close()
 
@@ -406,6 +412,7 @@ class Supervisor:
                             s.close()
                 finally:
                     queue = self.shared.queue(index) if self.shared else None
+                    _statshm.attach(self.stats, index)
                     if main is None:
                         _p_continue(index, cpu, child_sock, blocked, queue)
                         raise _InP()    # back to the program: see fork_here
@@ -427,7 +434,8 @@ class Supervisor:
     def _supervise(self, wake_r):
         tick = STEAL_TICK_IDLE if self.shared is not None else 1.0
         while any(p.status is None for p in self.ps):
-            for key, _ in self.selector.select(timeout=tick):
+            timeout = tick if self.trace is None else self.trace.timeout(tick)
+            for key, _ in self.selector.select(timeout=timeout):
                 if key.data is None:
                     self._signals(wake_r)
                 else:
@@ -437,6 +445,8 @@ class Supervisor:
                 tick = STEAL_TICK_BUSY if self._steal_tick() else STEAL_TICK_IDLE
                 if self.parked:
                     self._deliver_parked(self.ps, time.monotonic())
+            if self.trace is not None:
+                self.trace.tick(self.ps)
 
     def _steal_tick(self):
         """'Connection stealing': move half the unstarted connections of a P that is
@@ -615,6 +625,7 @@ class Supervisor:
             if pid == 0:
                 continue
             p.status = status
+            self.stats.clear(p.index)       # it drops out of gmploop.stats()
             self._read_messages(p)
             self._unregister(p)
             if self._p_failed(p) and not self.failed:

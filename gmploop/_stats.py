@@ -8,6 +8,13 @@ runtime of several processes can ship its Ps' snapshots to one place and build a
 
 ``LoopStats`` also reads like the dict ``loop.stats()`` used to return
 (``s['callbacks']``, ``dict(s)``), which code written against that keeps working with.
+
+Whose snapshots ``gmploop.stats()`` returns is the runtime's business, not this
+module's: ``runtime_source`` below is None in a process that is no P of a runtime (its
+own loops are all there is), and otherwise an object of the ``RuntimeSource`` shape,
+set by the runtime in each P. The process runtime's (``_statshm.PSource``) reads its
+peers' snapshots from shared memory; a runtime whose Ps are all loops of this process
+needs nothing more than the base class, which reads each loop.
 """
 
 import dataclasses
@@ -70,8 +77,10 @@ _LOOP_FIELDS = frozenset(f.name for f in dataclasses.fields(LoopStats))
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeStats:
-    """The snapshots of a runtime's Ps (today: every gmploop loop alive in this
-    process), in P order."""
+    """The snapshots of a runtime's Ps, in P order: under ``gmploop.run(main,
+    procs=N)`` one per P of the runtime (the caller's own taken now, the others as
+    their Ps last published them, see ``LoopStats.time``); elsewhere one per gmploop
+    loop alive in this process."""
     ps: tuple               # LoopStats, one per P
 
     @property
@@ -90,3 +99,29 @@ class RuntimeStats:
 
     def __len__(self):
         return len(self.ps)
+
+
+class RuntimeSource:
+    """What ``gmploop.stats()`` and sysmon ask of the runtime this process's loops are
+    Ps of (``runtime_source``). The base class is a runtime whose Ps are all loops of
+    this process: each snapshot is read from its loop, and there is nothing to publish.
+    """
+
+    publish_period = 0.0    # seconds between sysmon's calls of publish(); 0: none
+    schedtrace_here = True  # False: another process prints this runtime's schedtrace
+
+    def publish(self, loops):
+        """Sysmon's thread, every publish_period seconds: make the counters of this
+        process's Ps visible to the runtime's other processes. loops: this process's
+        gmploop loops alive, in P order."""
+        return None
+
+    def snapshots(self, loops):
+        """Any thread (gmploop.stats()): the LoopStats of all the runtime's Ps, in P
+        order. loops: as for publish."""
+        return tuple(lp.stats() for lp in loops)
+
+
+# None, or the RuntimeSource of the runtime this process belongs to (set in each P;
+# cleared in a child forked from a P, which is no P: see _sysmon.after_fork_in_child).
+runtime_source = None

@@ -86,7 +86,7 @@ import threading
 import time
 import weakref
 
-from . import _config, _introspect
+from . import _config, _introspect, _stats
 from ._stats import RuntimeStats
 
 logger = logging.getLogger("gmploop")
@@ -181,7 +181,9 @@ class Watch:
         # part of any later stack of this thread that is not the callback's.
         self.base_depth = _introspect.frame_depth(sys._getframe(1))
         self.seq = None
-        if loop.sysmon_threshold > 0 or _config.DEBUG.schedtrace_ms > 0:
+        source = _stats.runtime_source
+        if (loop.sysmon_threshold > 0 or _config.DEBUG.schedtrace_ms > 0 or
+                (source is not None and source.publish_period > 0)):
             _SYSMON.ensure_running(loop.sysmon_threshold)
 
     def callback_ended(self, loop, incident, now):
@@ -248,6 +250,9 @@ class Sysmon:
         self._lock = threading.Lock()
         self._thread = None
         self._wake = threading.Event()
+        # A child forked from a P is no P of its runtime (the runtime sets the source
+        # again in each P it forks, after this).
+        _stats.runtime_source = None
 
     # The sysmon thread.
 
@@ -265,11 +270,17 @@ class Sysmon:
     def _main(self):
         trace = _config.DEBUG.schedtrace_ms / 1000.0
         next_trace = time.monotonic() + trace if trace > 0 else None
+        next_publish = time.monotonic()     # a P publishes as soon as it runs
         while True:
+            # The runtime's source is read each time: a P sets it before its loop runs.
+            source = _stats.runtime_source
+            publish = source.publish_period if source is not None else 0.0
             period = self._period(self.loops())
             timeout = period
             if next_trace is not None:
                 timeout = max(0.0, min(timeout, next_trace - time.monotonic()))
+            if publish > 0:
+                timeout = max(0.0, min(timeout, next_publish - time.monotonic()))
             # No reference to a loop is held while waiting: sysmon keeps none alive.
             self._period_now = timeout
             self._wake.wait(timeout)
@@ -281,14 +292,21 @@ class Sysmon:
                     self._sample(loop, now, period)
                 except Exception:
                     logger.exception("gmploop sysmon: sampling %r failed", loop)
-            if next_trace is not None and now >= next_trace:
+            if publish > 0 and now >= next_publish:
                 try:
-                    self._schedtrace(loops, now)
+                    source.publish(loops)
                 except Exception:
-                    logger.exception("gmploop sysmon: schedtrace failed")
+                    logger.exception("gmploop sysmon: publishing stats failed")
+                next_publish = now + publish
+            if next_trace is not None and now >= next_trace:
+                if source is None or source.schedtrace_here:
+                    try:
+                        self._schedtrace(loops, now)
+                    except Exception:
+                        logger.exception("gmploop sysmon: schedtrace failed")
                 while next_trace <= now:
                     next_trace += trace
-            loops = loop = None
+            loops = loop = source = None
 
     def _sample(self, loop, now, period):
         watch = loop._monitor
@@ -345,9 +363,14 @@ class Sysmon:
             watch.flagged = seq
             logger.warning(incident.start_message(now))
 
+    def trace_head(self, now, procs):
+        """The start of a schedtrace line: elapsed ms since gmploop was imported in
+        this process, its pid, the number of Ps."""
+        return (f"gmploop: {(now - self._started_at) * 1000:.0f}ms pid={os.getpid()} "
+                f"procs={procs}")
+
     def _schedtrace(self, loops, now):
-        parts = [f"gmploop: {(now - self._started_at) * 1000:.0f}ms pid={os.getpid()} "
-                 f"procs={len(loops)}"]
+        parts = [self.trace_head(now, len(loops))]
         for loop in loops:
             watch = loop._monitor
             s = loop.stats()
@@ -359,14 +382,16 @@ class Sysmon:
         sys.stderr.flush()
 
 
-def format_trace(s, prev):
+def format_trace(s, prev, pid=False):
     """One P's part of a schedtrace line: counts over the period since prev (a
-    LoopStats, or None for since the loop was made); runq, timers, fds and state now."""
+    LoopStats, or None for since the loop was made); runq, timers, fds and state now.
+    pid: name the P's process too (the runtime's line, where each P has its own)."""
     def delta(name):
         return getattr(s, name) - (getattr(prev, name) if prev is not None else 0)
     busy, poll = delta("busy_time"), delta("poll_time")
     util = busy / (busy + poll) if busy + poll > 0 else 0.0
-    return (f"p{s.p}: state={s.state} runq={s.ready} cb={delta('callbacks')} "
+    who = f"p{s.p}: pid={s.pid} " if pid else f"p{s.p}: "
+    return (f"{who}state={s.state} runq={s.ready} cb={delta('callbacks')} "
             f"iter={delta('iterations')} util={util:.0%} poll={poll * 1000:.0f}ms "
             f"timers={s.timers_pending} fds={s.fds_registered} steals={delta('steals')} "
             f"slow={delta('slow_callbacks')}")
@@ -379,6 +404,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_SYSMON.after_fork_in_child)
 
 
+trace_head = _SYSMON.trace_head
+
+
 def stats():
-    """The snapshots of every gmploop loop alive in this process (gmploop.stats())."""
-    return RuntimeStats(ps=tuple(loop.stats() for loop in _SYSMON.loops()))
+    """gmploop.stats(): the snapshots of the runtime's Ps when this process is a P of
+    one (see _stats.runtime_source), else of every gmploop loop alive in this process."""
+    loops = _SYSMON.loops()
+    source = _stats.runtime_source
+    if source is not None:
+        return RuntimeStats(ps=tuple(source.snapshots(loops)))
+    return RuntimeStats(ps=tuple(loop.stats() for loop in loops))

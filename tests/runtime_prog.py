@@ -21,12 +21,21 @@ Modes:
                "<P> <pid>" at its first data. Connections P0 accepted but had not
                started when it blocked are moved to P1 by the supervisor. Each P prints "STATS <P> <started>
                <stolen_out> <stolen_in>" when it is stopped.
+    stats      P i runs STATS_WORK * (i + 1) callbacks, waits until gmploop.stats()
+               shows every P with at least its work done, and prints "STATS <P> <pid>
+               <json [[p, pid, callbacks, state, age in seconds], ...]>". Then P0 runs
+               STATS_MARK callbacks more, which P1 waits to see before it returns, and
+               waits until P1 has dropped out of gmploop.stats(): "ALONE 0 <json>".
+    busy       each P runs 100 callbacks and a sleep(0.005) in turn for one second
+               (for schedtrace).
     policy     as serve, but started as asyncio.set_event_loop_policy(
                gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
     policy-crash  as crash, under the policy.
 """
 import asyncio
+import json
 import os
+import pickle
 import sys
 import time
 
@@ -151,12 +160,75 @@ async def result():
     return me() * 10
 
 
+STATS_WORK = 1000
+STATS_MARK = 5000
+
+
+async def run_callbacks(n):
+    """Run exactly n call_soon callbacks (and a task step or two)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    left = [n]
+
+    def one():
+        left[0] -= 1
+        if left[0] == 0:
+            done.set_result(None)
+
+    for _ in range(n):
+        loop.call_soon(one)
+    await done
+
+
+async def stats_until(ok, timeout=20):
+    """gmploop.stats() every 20 ms until ok(snapshots by P) or the timeout; the last
+    RuntimeStats (checked by the test whether ok or not)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rs = gmploop.stats()
+        if ok({s.p: s for s in rs}) or loop.time() > deadline:
+            return rs
+        await asyncio.sleep(0.02)
+
+
+def stats_json(rs):
+    now = time.monotonic()
+    return json.dumps([[s.p, s.pid, s.callbacks, s.state, now - s.time] for s in rs])
+
+
+async def stats():
+    await run_callbacks(STATS_WORK * (me() + 1))
+    rs = await stats_until(lambda by_p: all(
+        i in by_p and by_p[i].callbacks >= STATS_WORK * (i + 1) for i in range(PROCS)))
+    assert pickle.loads(pickle.dumps(rs)) == rs
+    say(f"STATS {me()} {os.getpid()} {stats_json(rs)}")
+    if me() == 0:
+        await run_callbacks(STATS_MARK)
+        rs = await stats_until(lambda by_p: list(by_p) == [0])
+        say(f"ALONE 0 {stats_json(rs)}")
+    else:
+        await stats_until(lambda by_p: 0 in by_p and
+                          by_p[0].callbacks >= STATS_WORK + STATS_MARK)
+    return me()
+
+
+async def busy():
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 1.0
+    while loop.time() < end:
+        for _ in range(100):
+            loop.call_soon(lambda: None)
+        await asyncio.sleep(0.005)
+
+
 if __name__ == "__main__" and MODE.startswith("policy"):
     asyncio.set_event_loop_policy(gmploop.Policy(procs=PROCS))
     asyncio.run(crash() if MODE == "policy-crash" else serve())
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,
-            "steal": steal, "reopen": reopen, "unix": unix}[MODE]
+            "steal": steal, "reopen": reopen, "unix": unix, "stats": stats,
+            "busy": busy}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")
