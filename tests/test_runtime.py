@@ -4,8 +4,10 @@ serve, the listener is bound once, signals shut every P down as asyncio.run does
 failed P is reported with its traceback and a non-zero exit.
 """
 import asyncio
+import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -475,3 +477,68 @@ def test_policy_runs_aiohttp_run_app_on_every_p():
             proc.kill()
             proc.wait()
 
+
+
+# ---------------------------------------------------------------------- observability
+
+def test_gmploop_stats_in_a_p_shows_every_p(prog):
+    # P i runs 1000 * (i + 1) callbacks (runtime_prog.py, 'stats'), then waits until
+    # gmploop.stats() shows every P with its work done; P1 ends once it has seen P0's
+    # last burst, and P0 then waits until P1 has dropped out.
+    p = prog("stats")
+    seen = {}
+    while len(seen) < 2:
+        line = p.readline()
+        if line.startswith("STATS"):
+            _, index, pid, rows = line.split(" ", 3)
+            seen[int(index)] = (int(pid), json.loads(rows))
+    code, err = p.finish()
+    assert code == 0, err
+    assert "RESULT [0, 1]" in p.lines, p.lines
+    pids = {index: pid for index, (pid, _) in seen.items()}
+    assert len(set(pids.values())) == 2 and p.proc.pid not in pids.values()
+    for index, (pid, rows) in seen.items():
+        assert [r[0] for r in rows] == [0, 1], rows            # every P, in P order
+        assert {r[0]: r[1] for r in rows} == pids, rows         # each with its pid
+        for p_index, _pid, callbacks, state, age in rows:
+            assert callbacks >= 1000 * (p_index + 1), rows
+            assert state in ("stopped", "poll", "run", "blocked"), rows
+            assert age >= 0, rows
+        own = rows[index]
+        assert own[3] == "run" and own[4] < 1.0, rows           # taken by the caller now
+    alone = next(line for line in p.lines if line.startswith("ALONE"))
+    rows = json.loads(alone.split(" ", 2)[2])
+    assert [r[0] for r in rows] == [0] and rows[0][2] >= 1000 + 5000, rows
+
+
+TRACE_P = (r"p(\d): (?:pid=(\d+) state=(?:stopped|poll|run|blocked) runq=\d+ cb=(\d+) "
+           r"iter=\d+ util=\d+% poll=\d+ms timers=\d+ fds=\d+ steals=\d+ slow=\d+"
+           r"|starting|exited)")
+TRACE_RUNTIME_RE = re.compile(rf"^gmploop: (\d+)ms pid=(\d+) procs=2 {TRACE_P} {TRACE_P}$")
+
+
+def test_schedtrace_prints_one_line_for_all_ps(prog):
+    # Each P runs 100 callbacks and a 5 ms sleep in turn for a second; sysmon=0: the
+    # Ps publish their counters even with sysmon's reports off.
+    p = prog("busy", env={"GMPLOOP_DEBUG": "schedtrace=100,sysmon=0"})
+    code, err = p.finish()
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("gmploop: ")]
+    # About ten in one second; generous bounds for a busy machine.
+    assert 4 <= len(lines) <= 30, err
+    parsed = []
+    for ln in lines:
+        m = TRACE_RUNTIME_RE.match(ln)
+        assert m, ln
+        parsed.append(m.groups())
+    # One process prints them all, the supervisor: the Ps print none of their own.
+    assert {int(g[1]) for g in parsed} == {p.proc.pid}, lines
+    assert all(g[2] == "0" and g[5] == "1" for g in parsed), lines
+    pids = {(i, int(g[3 + 3 * i])) for g in parsed for i in (0, 1) if g[3 + 3 * i]}
+    assert {i for i, _ in pids} == {0, 1} and len(pids) == 2, lines    # a pid per P
+    assert p.proc.pid not in {pid for _, pid in pids}
+    for i in (0, 1):     # both Ps' callbacks were counted
+        assert sum(int(g[4 + 3 * i] or 0) for g in parsed) > 1000, lines
+    elapsed = [int(g[0]) for g in parsed]
+    assert elapsed == sorted(elapsed)
+    assert (elapsed[-1] - elapsed[0]) / (len(elapsed) - 1) >= 90, elapsed

@@ -9,6 +9,7 @@ poller is at least 0.15 s of poll time), never against an upper bound.
 """
 import asyncio
 import dataclasses
+import os
 import pickle
 import socket
 import threading
@@ -228,3 +229,110 @@ def test_unobserved_loop_counts_but_does_not_time(loop):
     assert seen["s"].state == "poll"
     assert s.poll_time == 0.0 and s.busy_time > 0.15
     assert s.callbacks >= 6
+
+
+# ---------------------------------------------------------------------- shared slots
+# gmploop/_statshm.py: how the Ps of the process runtime see each other's snapshots.
+# The runtime end to end is in tests/test_runtime.py (test_gmploop_stats_in_a_p_...).
+
+from gmploop import _stats, _statshm  # noqa: E402
+
+
+@pytest.fixture
+def shared():
+    s = _statshm.SharedStats(2)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def p_loop(loop, index):
+    loop._p_index = index           # as Loop.__init__ does in P index of the runtime
+    return loop
+
+
+def test_a_published_snapshot_reads_back_whole(loop, shared):
+    source = _statshm.PSource(shared, 1)
+    assert shared.read(1) is None and shared.read(0) is None    # not yet published
+    run_batch(p_loop(loop, 1), [lambda: None] * 10)
+    published = source.publish([loop])
+    assert published.callbacks == 11 and published.p == 1
+    assert shared.read(1) == published          # every field, the state included
+    assert shared.read(0) is None
+    assert shared.read_all() == [None, published]
+    # snapshots(): the caller's own P taken now; peers as published.
+    rs = source.snapshots([loop])
+    assert [s.p for s in rs] == [1] and rs[0].time >= published.time
+
+
+def test_a_torn_half_is_never_read(loop, shared):
+    source = _statshm.PSource(shared, 0)
+    p_loop(loop, 0)
+    run_batch(loop, [lambda: None] * 5)
+    older = source.publish([loop])
+    run_batch(loop, [lambda: None] * 5)
+    newer = source.publish([loop])
+    assert shared.read(0) == newer and newer.callbacks == older.callbacks + 6
+    # Spoil one byte of the newest half's fields, as a write seen half-done would: the
+    # crc no longer matches, and the reader takes the other half.
+    at = (_statshm._HALF if (source.gen // 2) & 1 else 0) + _statshm._HEADER.size + 40
+    shared.map[at] ^= 0xFF
+    assert shared.read(0) == older
+    # A half being written (odd gen) is skipped too.
+    other = _statshm._HALF - (at - _statshm._HEADER.size - 40)
+    _statshm._GEN.pack_into(shared.map, other, source.gen - 1)
+    assert shared.read(0) is None
+    # The next publication goes to the half written longest ago, and is read whole.
+    run_batch(loop, [lambda: None] * 5)
+    newest = source.publish([loop])
+    assert shared.read(0) == newest
+    shared.clear(0)
+    assert shared.read(0) is None
+
+
+def test_a_p_started_again_in_its_slot_goes_on_from_its_generation(loop, shared):
+    run_batch(p_loop(loop, 0), [lambda: None])
+    first = _statshm.PSource(shared, 0)
+    first.publish([loop])
+    first.publish([loop])
+    again = _statshm.PSource(shared, 0)
+    assert again.gen == first.gen
+    run_batch(loop, [lambda: None] * 3)
+    s = again.publish([loop])
+    assert shared.read(0) == s and s.callbacks == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_slot_is_read_across_processes(shared):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            _statshm.attach(shared, 1)
+            lp = gmploop.new_event_loop()
+            lp._p_index = 1
+            run_batch(lp, [lambda: None] * 100)
+            s = _stats.runtime_source.publish([lp])
+            # A process forked from a P is no P of the runtime.
+            child = os.fork()
+            if child == 0:
+                os._exit(0 if _stats.runtime_source is None else 1)
+            _, status = os.waitpid(child, 0)
+            os.write(w, f"{s.callbacks} {os.waitstatus_to_exitcode(status)}".encode())
+            lp.close()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        callbacks, grandchild = map(int, f.read().split())
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert grandchild == 0
+    s = shared.read(1)
+    assert s is not None and s.pid == pid and s.p == 1
+    assert s.callbacks == callbacks == 101
+    assert _stats.runtime_source is None        # this process is no P
