@@ -116,6 +116,10 @@ class RuntimeSource:
         gmploop loops alive, in P order."""
         return None
 
+    def publish_due(self, now):
+        """When sysmon should call publish again, having called it at now."""
+        return now + self.publish_period
+
     def snapshots(self, loops):
         """Any thread (gmploop.stats()): the LoopStats of all the runtime's Ps, in P
         order. loops: as for publish."""

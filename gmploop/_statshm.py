@@ -18,6 +18,11 @@ the supervisor makes before it forks (as it does for its ``SharedStealQueues``):
   for all Ps; the Ps print none of their own) and clears a P's slot when it reaps it, so
   that a P that has ended drops out of its peers' ``gmploop.stats()``.
 
+Schedtrace counts each P's work over the time between the snapshots of two lines. So
+that this time is the period, and the same for every P, the lines keep a schedule made
+before the fork (``trace_origin``, one clock for all processes): each P also publishes
+at every instant of it, and the supervisor reads ``TRACE_READ_DELAY`` later.
+
 Publication is off the loop's hot path: the sysmon thread takes a snapshot
 (``loop.stats()``, a few microseconds) and packs it, ten times a second. The sysmon
 thread runs in a P for this even when sysmon's threshold and schedtrace are off.
@@ -66,6 +71,7 @@ Races it survives
 """
 
 import dataclasses
+import math
 import mmap
 import struct
 import sys
@@ -93,6 +99,10 @@ _SLOT = -(-2 * _HALF // 64) * 64
 # two halves fails only if the writer wrote both meanwhile, which takes two
 # publications (200 ms); more than one failure in a row means the reader is starved.
 READ_TRIES = 4
+# The supervisor reads the slots for a schedtrace line this long after the instant the
+# Ps publish at: a P's sysmon thread wakes within a millisecond or so of its time, but
+# may wait for the GIL up to the interpreter's switch interval (5 ms).
+TRACE_READ_DELAY = 0.010
 
 
 class SharedStats:
@@ -105,6 +115,8 @@ class SharedStats:
         self.count = count
         # Anonymous and MAP_SHARED (mmap's default): children forked later share it.
         self.map = mmap.mmap(-1, _SLOT * count)
+        self.trace_origin = None    # schedtrace's schedule: instants origin + k*period
+        self.trace_period = 0.0
 
     def read(self, index):
         """Any process. P index's last published LoopStats, or None."""
@@ -164,6 +176,15 @@ class PSource(_stats.RuntimeSource):
             period = max(min(period, trace / 2), _config.SYSMON_MIN_PERIOD_MS)
         self.publish_period = period / 1000.0
 
+    def publish_due(self, now):
+        """When sysmon should publish next, having published at now: a publish
+        period later, or at schedtrace's next instant if that comes first."""
+        due = now + self.publish_period
+        origin, period = self.shared.trace_origin, self.shared.trace_period
+        if origin is not None:
+            due = min(due, origin + (math.floor((now - origin) / period) + 1) * period)
+        return due
+
     def _loop(self, loops):
         """This P's loop among this process's: the running one, else the first."""
         mine = [lp for lp in loops if lp._p_index == self.index]
@@ -215,9 +236,12 @@ class RuntimeTrace:
     for all Ps, read from their slots (see docs/observability.md for the format)."""
 
     def __init__(self, shared, period_ms):
+        """Before the fork: the Ps publish on the schedule made here."""
         self.shared = shared
         self.period = period_ms / 1000.0
-        self.next = time.monotonic() + self.period
+        shared.trace_origin = time.monotonic()
+        shared.trace_period = self.period
+        self.next = shared.trace_origin + self.period + TRACE_READ_DELAY
         self.prev = [None] * shared.count   # each P's snapshot in the previous line
 
     @classmethod

@@ -297,7 +297,7 @@ class Sysmon:
                     source.publish(loops)
                 except Exception:
                     logger.exception("gmploop sysmon: publishing stats failed")
-                next_publish = now + publish
+                next_publish = source.publish_due(now)
             if next_trace is not None and now >= next_trace:
                 if source is None or source.schedtrace_here:
                     try:
