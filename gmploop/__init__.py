@@ -123,8 +123,10 @@ def run(main, *, debug=None, procs=None, sysmon=None):
 
 
 def stats() -> RuntimeStats:
-    """Snapshots of every gmploop loop alive (not closed) in this process, in P order:
-    a RuntimeStats whose .ps holds one LoopStats per loop."""
+    """Snapshots of the Ps, in P order: a RuntimeStats whose .ps holds one LoopStats
+    per P. In a P of gmploop.run(main, procs=N), every P of the runtime (this P's
+    taken now, the others' as their Ps last published them, at most about 100 ms
+    ago: see LoopStats.time); elsewhere every gmploop loop alive in this process."""
     return _sysmon.stats()
 
 

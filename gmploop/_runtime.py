@@ -25,6 +25,9 @@ Concepts
   ``failed``, ``interrupted``). The supervisor never writes unasked, so a P reads its
   socket only inside a request and needs no reader on its loop.
 * **Shared listeners.** See the section below.
+* **Shared stats.** Each P publishes its ``LoopStats`` into a slot of a shared mapping
+  made before the fork, so that ``gmploop.stats()`` in any P shows every P, and the
+  supervisor prints schedtrace's one line for all Ps (``_statshm.py`` has the design).
 
 Rejected approaches
 -------------------

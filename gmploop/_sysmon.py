@@ -35,6 +35,11 @@ the spirit of Go's ``GODEBUG=schedtrace``; the format is in ``docs/observability
 
     gmploop: 1001ms pid=4242 procs=1 p0: state=poll runq=0 cb=5320 iter=1770 util=41% poll=590ms timers=3 fds=12 steals=0 slow=0
 
+In a P of the process runtime sysmon also publishes the P's snapshot for the other Ps
+every ``STATS_PUBLISH_MS`` (through ``_stats.runtime_source``; see ``_statshm.py``), and
+runs for that even with its threshold and schedtrace off; the supervisor prints the
+runtime's schedtrace line, so the Ps' sysmon threads print none.
+
 Rejected approaches
 -------------------
 * A clock reading before every callback, so that sysmon knows when the current one
@@ -76,6 +81,7 @@ Races it survives
   thread that releases the GIL (``time.sleep``, socket calls, file I/O) or runs Python
   code (the switch interval) can be caught in the act.
 * ``fork()``: the child has no sysmon thread; it starts again there when a loop runs.
+  A child forked from a P is no P of the runtime: it forgets the runtime's source.
 """
 
 import linecache
