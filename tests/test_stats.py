@@ -12,6 +12,8 @@ import dataclasses
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -303,36 +305,55 @@ def test_a_p_started_again_in_its_slot_goes_on_from_its_generation(loop, shared)
     assert shared.read(0) == s and s.callbacks == 6
 
 
+CROSS_PROCESS = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import gmploop
+from gmploop import _stats, _statshm
+shared = _statshm.SharedStats(2)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        os.close(r)
+        lp = gmploop.Loop(sysmon=0)     # no threads yet: the fork below is clean
+        lp._p_index = 1
+        for _ in range(100):
+            lp.call_soon(lambda: None)
+        lp.call_soon(lp.stop)
+        lp.run_forever()
+        _statshm.attach(shared, 1)
+        s = _stats.runtime_source.publish([lp])
+        child = os.fork()               # a process forked from a P is no P
+        if child == 0:
+            os._exit(0 if _stats.runtime_source is None else 1)
+        _, status = os.waitpid(child, 0)
+        os.write(w, f"{s.callbacks} {os.waitstatus_to_exitcode(status)}".encode())
+        lp.close()
+        code = 0
+    finally:
+        os._exit(code)
+os.close(w)
+with os.fdopen(r) as f:
+    callbacks, grandchild = map(int, f.read().split())
+_, status = os.waitpid(pid, 0)
+s = shared.read(1)
+print(os.waitstatus_to_exitcode(status), grandchild, callbacks, pid,
+      s.pid, s.p, s.callbacks, shared.read(0), _stats.runtime_source)
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_slot_is_read_across_processes(shared):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(r)
-            _statshm.attach(shared, 1)
-            lp = gmploop.new_event_loop()
-            lp._p_index = 1
-            run_batch(lp, [lambda: None] * 100)
-            s = _stats.runtime_source.publish([lp])
-            # A process forked from a P is no P of the runtime.
-            child = os.fork()
-            if child == 0:
-                os._exit(0 if _stats.runtime_source is None else 1)
-            _, status = os.waitpid(child, 0)
-            os.write(w, f"{s.callbacks} {os.waitstatus_to_exitcode(status)}".encode())
-            lp.close()
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r) as f:
-        callbacks, grandchild = map(int, f.read().split())
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert grandchild == 0
-    s = shared.read(1)
-    assert s is not None and s.pid == pid and s.p == 1
-    assert s.callbacks == callbacks == 101
-    assert _stats.runtime_source is None        # this process is no P
+def test_a_slot_is_read_across_processes():
+    # In a fresh process of its own: forking pytest's, which has threads, is unsafe.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", CROSS_PROCESS, root], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    code, grandchild, callbacks, pid, s_pid, s_p, s_callbacks, other, source = \
+        out.stdout.split()
+    assert code == "0" and grandchild == "0", out.stdout
+    assert s_pid == pid and s_p == "1", out.stdout       # the child's, in slot 1
+    assert s_callbacks == callbacks == "101", out.stdout
+    assert other == "None" and source == "None", out.stdout
