@@ -217,8 +217,7 @@ async def busy():
     loop = asyncio.get_running_loop()
     end = loop.time() + 1.0
     while loop.time() < end:
-        for _ in range(100):
-            loop.call_soon(lambda: None)
+        await run_callbacks(100)
         await asyncio.sleep(0.005)
 
 
