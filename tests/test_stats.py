@@ -357,3 +357,26 @@ def test_a_slot_is_read_across_processes():
     assert s_pid == pid and s_p == "1", out.stdout       # the child's, in slot 1
     assert s_callbacks == callbacks == "101", out.stdout
     assert other == "None" and source == "None", out.stdout
+
+
+def test_gmploop_stats_asks_the_runtime_source(loop):
+    # The interface a runtime implements (_stats.RuntimeSource): gmploop.stats() takes
+    # the Ps' snapshots from it. The base class reads each loop of this process, which
+    # is all a runtime whose Ps are threads of one process needs.
+    run_batch(loop, [lambda: None] * 7)
+    asked = []
+
+    class Source(_stats.RuntimeSource):
+        def snapshots(self, loops):
+            asked.append([lp._p_index for lp in loops])
+            return super().snapshots(loops)
+
+    try:
+        _stats.runtime_source = Source()
+        rs = gmploop.stats()
+    finally:
+        _stats.runtime_source = None
+    assert asked and loop._p_index in asked[0]
+    mine = [s for s in rs if s.p == loop._p_index]
+    assert len(mine) == 1 and mine[0].callbacks == 8
+    assert [s.p for s in rs] == [s.p for s in gmploop.stats()]
