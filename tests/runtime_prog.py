@@ -31,6 +31,7 @@ Modes:
     policy     as serve, but started as asyncio.set_event_loop_policy(
                gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
     policy-crash  as crash, under the policy.
+    policy-stats  as stats, under the policy.
 """
 import asyncio
 import json
@@ -223,7 +224,7 @@ async def busy():
 
 if __name__ == "__main__" and MODE.startswith("policy"):
     asyncio.set_event_loop_policy(gmploop.Policy(procs=PROCS))
-    asyncio.run(crash() if MODE == "policy-crash" else serve())
+    asyncio.run({"policy-crash": crash, "policy-stats": stats}.get(MODE, serve)())
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,
