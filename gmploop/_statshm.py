@@ -97,7 +97,9 @@ _HALF = _HEADER.size + _PAYLOAD.size
 _SLOT = -(-2 * _HALF // 64) * 64
 # Attempts at a whole snapshot before a slot is reported as not published: one read of
 # two halves fails only if the writer wrote both meanwhile, which takes two
-# publications (200 ms); more than one failure in a row means the reader is starved.
+# publications (sysmon's are 100 ms apart; a P calling gmploop.stats() in a tight loop
+# publishes at each call, some 20 us apart). A guess: four failures in a row mean the
+# reader is starved, and a missing snapshot is better than a reader that spins.
 READ_TRIES = 4
 # The supervisor reads the slots for a schedtrace line this long after the instant the
 # Ps publish at: a P's sysmon thread wakes within a millisecond or so of its time, but
