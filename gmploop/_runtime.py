@@ -444,6 +444,11 @@ class Supervisor:
                     for socks in self.listeners.values():
                         for s in socks:
                             s.close()
+                    # A P started again after a failure: connections parked for
+                    # other Ps are not its own to hold open.
+                    for _victim, _ids, fds in self.parked:
+                        for fd in fds:
+                            os.close(fd)
                 finally:
                     queue = self.shared.queue(index) if self.shared else None
                     if main is None:
@@ -758,7 +763,11 @@ class Supervisor:
         results = []
         for p in self.ps:
             if self._p_failed(p):
-                failures.append((p.index, p.pid, self._describe(p), self._traceback(p)))
+                status = self._describe(p)
+                if self.restart and len(p.restarts) >= self.restart:
+                    status += (f" (and {len(p.restarts)} restarts within "
+                               f"{RESTART_WINDOW:g} s were all it was allowed)")
+                failures.append((p.index, p.pid, status, self._traceback(p)))
             elif p.report and p.report[0] == "result":
                 results.append(p.report[1])
             else:

@@ -34,6 +34,7 @@ Modes:
     policy     as serve, but started as asyncio.set_event_loop_policy(
                gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
     policy-crash  as crash, under the policy.
+    policy-serve-once  as serve-once, under the policy.
 """
 import asyncio
 import os
@@ -216,7 +217,8 @@ async def handback():
 
 if __name__ == "__main__" and MODE.startswith("policy"):
     asyncio.set_event_loop_policy(gmploop.Policy(procs=PROCS))
-    asyncio.run(crash() if MODE == "policy-crash" else serve())
+    asyncio.run({"policy-crash": crash, "policy-serve-once": serve_once}.get(
+        MODE, serve)())
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,

@@ -341,8 +341,8 @@ def test_a_p_that_always_fails_exhausts_its_restarts(prog, tmp_path):
     assert "P1 (pid " in last and "exit status 1, main raised an exception" in last
     assert last.split("P1 (pid ")[1].split(")")[0] not in pids
     assert "ValueError: boom always in P1" in last
+    assert "(and 2 restarts within 60 s were all it was allowed)" in last
     assert "P0 (pid" not in last
-    assert "CLEANUP 0" not in err
 
 
 def test_a_restarted_p_gets_its_index_cpu_and_the_shared_listener_back(prog, tmp_path):
@@ -366,6 +366,28 @@ def test_a_restarted_p_gets_its_index_cpu_and_the_shared_listener_back(prog, tmp
     assert len(restart_reports(err)) == 1 and "boom in P1's first life" in err
     assert sorted(line for line in p.lines if line.startswith("CLEANUP")) == [
         "CLEANUP 0", "CLEANUP 1"]
+
+
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_restarts_a_p_where_the_program_started_it(prog, tmp_path):
+    # Under the policy a P is a fork of the program at its first loop; the one
+    # started again resumes from that same point (asyncio.run makes its loop).
+    p = prog("policy-serve-once", env={"GMPLOOP_RESTART": "1"},
+             args=[str(tmp_path / "marker")])
+    first = ready_lines(p)
+    while True:
+        line = p.readline()
+        if line.startswith("READY 1 "):
+            again = line.split()[2:]
+            break
+    assert again[0] != first[1][0] and again[1:] == first[1][1:]
+    seen = answering_ps(int(again[1]))
+    assert (1, int(again[0])) in seen and (1, int(first[1][0])) not in seen
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    assert len(restart_reports(err)) == 1
+    assert "NOT REACHED" not in "\n".join(p.lines)
 
 
 def test_without_restart_a_failure_still_ends_the_run(prog, tmp_path):
