@@ -100,14 +100,49 @@ that cannot); Ps stealing from each other directly (``pidfd_getfd`` needs ptrace
 rights that siblings need not have; the parent has them); starting connections at
 once and migrating their transports (a started connection belongs to its loop).
 
+Restarts
+--------
+``run(main, procs=N, restart=R)`` (``GMPLOOP_RESTART=R``, ``Policy(restart=R)``):
+a P that fails is started again, at most R times per P within ``RESTART_WINDOW``;
+the failure after those ends the run as without restarts (``PFailedError``, which
+says the budget was spent). "Fails" is what would otherwise end the run: an
+exception out of ``main``, a non-zero exit, death by a signal; not an end by SIGINT
+or SIGTERM, which someone sent on purpose, and nothing is restarted once the runtime
+is shutting down. Each failure is reported on the supervisor's stderr, with its
+status and traceback, before the new P starts: a crash loop is never quiet.
+
+The new P is a new fork of the supervisor, exactly as the first (in policy mode too:
+the supervisor still stands where the program started the Ps, so the new P resumes
+the program from there). It takes the dead P's index, CPU and queue, and asks for
+its listeners as the first did, getting the same shared sockets.
+
+Connections of a P that fails: those started are its own, and end with it (their
+clients see the connection reset). Those it accepted and had not started wait in
+its queue and its ``ConnHandoff``. A P that fails with an exception (or a non-zero
+``sys.exit``) hands them back first: it sends them to the supervisor as a thief's
+haul, which parks them and passes them on as stolen ones ('Connection stealing'); a
+P given connections for a server it has not started yet keeps them until that
+server starts (the new P may be given its predecessor's before it has listened).
+A P that dies at once (a signal, ``os._exit``) cannot: the kernel closes its fds,
+and those connections are lost; its queue still names them, so the supervisor,
+the ring's only user left, empties it before the new P takes it over, and the
+report counts them. Connections sent to a P that died before reading them are lost
+the same way. A new P closes the parked connections it inherits at the fork.
+
+Rejected: restarting every P on any failure (one P's crash is not the others');
+an unbounded restart (a P that fails at once would fork forever, never reported as
+a failure of the program); restarting a P that ends normally (``main`` returned:
+the program on that P is done, as a prefork server's worker that exits cleanly).
+
 Invariants
 ----------
 * A P never returns into the caller's frames: whatever happens, it ends in
   ``os._exit`` after one report to the supervisor.
 * Every P is accounted for: reaped, with its report or its exit status. A P that
   fails (an exception out of ``main``, a non-zero exit, death by a signal, or an
-  interruption the supervisor did not ask for) makes ``run`` raise ``PFailedError``
-  with its status and traceback, after the other Ps were shut down.
+  interruption the supervisor did not ask for) and is not restarted ('Restarts')
+  makes ``run`` raise ``PFailedError`` with its status and traceback, after the
+  other Ps were shut down.
 * ``run`` restores the signal handlers and the wakeup fd it found.
 
 Races it survives
