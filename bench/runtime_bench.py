@@ -3,6 +3,7 @@
 
     python bench/runtime_bench.py [--duration 5] [--connections 64] [--repeat 3]
                                   [--skip-scaling] [--skip-stuck] [--skip-gunicorn]
+                                  [--cpu]
 
 One command, one run, every table: the servers compared are
 
@@ -24,7 +25,14 @@ One command, one run, every table: the servers compared are
    requests, each on a new connection (Connection: close), one after another, for
    1.5 s; their latencies, p50/p99/max, and how many waited longer than 100 ms.
 
-Needs aiohttp; wrk for part 1 (skipped, and said so, without it); gunicorn and uvloop
+3. With --cpu, where the CPU goes (what bounds procs=2 / procs=1 on a small machine):
+   gmploop procs=1 and procs=2 under wrk on / (hello world), and the CPU time each
+   process used meanwhile (from /proc and wait4): every P, the supervisor and wrk, as
+   CPU-seconds per second and CPU-microseconds per request. If a P costs as much per request
+   with two Ps as with one, the runtime adds nothing per request, and what is missing
+   from 2x is CPU that the Ps did not get (wrk's share, other work).
+
+Needs aiohttp; wrk for parts 1 and 3 (skipped, and said so, without it); gunicorn and uvloop
 for the gunicorn rows (left out, and said so, without them). Prints Markdown tables.
 On a machine whose cores are shared with other work, req/s moves with that work; run
 it when the machine is quiet and compare numbers of one run only.
@@ -204,6 +212,65 @@ def scaling(duration, connections, repeat, with_gunicorn):
         print("; ".join(summary) + "\n")
 
 
+def cpu_seconds(pid):
+    """utime + stime of a live process, in seconds (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def cpu_split(procs, duration, connections):
+    """Requests/s and {process: CPU seconds} over one wrk run on /."""
+    server = GmploopServer(procs)
+    try:
+        wrk(server.port, "/", 1, connections)                   # warm up
+        ps = children(server.proc.pid) if procs > 1 else []
+        watched = {"supervisor" if ps else "P0": server.proc.pid}
+        watched.update({f"P{i}": pid for i, pid in enumerate(ps)})
+        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+             f"http://127.0.0.1:{server.port}/"], stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - t0
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in watched.items()}
+        used["wrk"] = usage.ru_utime + usage.ru_stime
+    finally:
+        server.stop()
+    m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed: {out}")
+    rate = float(m.group(1))
+    return rate, {name: t / elapsed for name, t in used.items()}
+
+
+def cpu_table(duration, connections):
+    if shutil.which("wrk") is None or not os.path.exists("/proc/self/stat"):
+        print("cpu: skipped, needs wrk and /proc\n")
+        return
+    print(f"### Where the CPU goes: gmploop, hello world, wrk -t1 -c{connections} "
+          f"-d{duration}s; CPU-seconds per second (CPU-µs per request)\n")
+    print("| procs | req/s | each P | supervisor | wrk | all |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for procs in (1, 2):
+        rate, load = cpu_split(procs, duration, connections)
+        per_req = {name: v / rate * 1e6 for name, v in load.items()}
+        ps = [name for name in load if name.startswith("P")]
+        each = ", ".join(f"{load[n]:.2f} ({per_req[n]:.0f} µs)" for n in ps)
+        sup = load.get("supervisor", 0.0)
+        print(f"| {procs} | {rate:,.0f} | {each} | {sup:.3f} | {load['wrk']:.2f} "
+              f"({per_req['wrk']:.0f} µs) | {sum(load.values()):.2f} |")
+    print()
+
+
 def get(port, path, timeout=10.0):
     t0 = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -267,6 +334,8 @@ if __name__ == "__main__":
     parser.add_argument("--skip-stuck", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-gunicorn", action="store_true")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also part 3, where the CPU goes")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, CPUs {sorted(os.sched_getaffinity(0))}, "
           f"load average {os.getloadavg()[0]:.2f}\n")
@@ -277,4 +346,6 @@ if __name__ == "__main__":
         scaling(args.duration, args.connections, args.repeat, not why_not)
     if not args.skip_stuck:
         stuck_table(not why_not)
+    if args.cpu:
+        cpu_table(args.duration, args.connections)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
