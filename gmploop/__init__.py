@@ -159,6 +159,7 @@ if _policy_base is not None:
             super().__init__()
             # procs != 1: the first loop asked for in the main thread starts the Ps
             # (see 'Policy mode' in docs/runtime.md); None reads $GMPLOOP_PROCS.
+            # restart: as gmploop.run(restart=...).
             self._procs = procs
             self._procs_started = procs == 1
             if restart is not None:

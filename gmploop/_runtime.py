@@ -22,8 +22,9 @@ Concepts
 * **Control socket.** One ``AF_UNIX``/``SOCK_SEQPACKET`` pair per P: message
   boundaries for free, and file descriptors ride along (``SCM_RIGHTS``). A P asks
   (``listen``) and waits for the answer; at its end it sends one report (``result``,
-  ``failed``, ``interrupted``). The supervisor never writes unasked, so a P reads its
-  socket only inside a request and needs no reader on its loop.
+  ``failed``, ``interrupted``), after the connections it hands back if it is failing
+  (``conns``, see 'Restarts'). The supervisor writes unasked only to move
+  connections to a P ('Connection stealing'), which the P's loop reads.
 * **Shared listeners.** See the section below.
 
 Rejected approaches
