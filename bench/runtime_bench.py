@@ -28,9 +28,10 @@ One command, one run, every table: the servers compared are
 3. With --cpu, where the CPU goes (what bounds procs=2 / procs=1 on a small machine):
    gmploop procs=1 and procs=2 under wrk on / (hello world), and the CPU time each
    process used meanwhile (from /proc and wait4): every P, the supervisor and wrk, as
-   CPU-seconds per second and CPU-microseconds per request. If a P costs as much per request
-   with two Ps as with one, the runtime adds nothing per request, and what is missing
-   from 2x is CPU that the Ps did not get (wrk's share, other work).
+   CPU-seconds per second and CPU-microseconds per request. If the Ps cost as much per
+   request with two Ps as with one, the runtime adds nothing per request, and what is
+   missing from 2x is CPU that the Ps did not get (wrk's share, other work); the
+   bound that wrk's share sets is printed under the table.
 
 Needs aiohttp; wrk for parts 1 and 3 (skipped, and said so, without it); gunicorn and uvloop
 for the gunicorn rows (left out, and said so, without them). Prints Markdown tables.
@@ -57,7 +58,23 @@ START_TIMEOUT = 30.0    # seconds a server may take to come up on a loaded machi
 SLOW = 0.100            # a request slower than this waited for the stuck P
 
 
-class GmploopServer:
+class _Server:
+    """A server process (self.proc), its stderr in self.log."""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+class GmploopServer(_Server):
     """bench/runtime_server.py: gmploop.run(main, procs=procs)."""
 
     def __init__(self, procs, listen="shared"):
@@ -79,19 +96,8 @@ class GmploopServer:
         self.port = int(line.split()[1])
         time.sleep(0.5)     # every P listening (reuseport: each binds its own socket)
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
 
-
-class GunicornServer:
+class GunicornServer(_Server):
     """The same application under gunicorn with aiohttp's uvloop worker."""
 
     def __init__(self, workers):
@@ -131,16 +137,6 @@ class GunicornServer:
                 raise RuntimeError(f"gunicorn did not start:\n{text}")
             time.sleep(0.1)
         time.sleep(0.5)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def have_gunicorn():
@@ -256,19 +252,28 @@ def cpu_table(duration, connections):
     if shutil.which("wrk") is None or not os.path.exists("/proc/self/stat"):
         print("cpu: skipped, needs wrk and /proc\n")
         return
+    ncpu = len(os.sched_getaffinity(0))
     print(f"### Where the CPU goes: gmploop, hello world, wrk -t1 -c{connections} "
-          f"-d{duration}s; CPU-seconds per second (CPU-µs per request)\n")
-    print("| procs | req/s | each P | supervisor | wrk | all |")
-    print("|---:|---:|---|---:|---:|---:|")
+          f"-d{duration}s; CPU-seconds per second of each process, and CPU-µs per "
+          f"request\n")
+    print("| procs | req/s | each P | Ps per request | supervisor | wrk | "
+          "wrk per request |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    costs = {}
     for procs in (1, 2):
         rate, load = cpu_split(procs, duration, connections)
-        per_req = {name: v / rate * 1e6 for name, v in load.items()}
-        ps = [name for name in load if name.startswith("P")]
-        each = ", ".join(f"{load[n]:.2f} ({per_req[n]:.0f} µs)" for n in ps)
-        sup = load.get("supervisor", 0.0)
-        print(f"| {procs} | {rate:,.0f} | {each} | {sup:.3f} | {load['wrk']:.2f} "
-              f"({per_req['wrk']:.0f} µs) | {sum(load.values()):.2f} |")
-    print()
+        ps = [load[name] for name in load if name.startswith("P")]
+        costs[procs] = (sum(ps) / rate * 1e6, load["wrk"] / rate * 1e6)
+        print(f"| {procs} | {rate:,.0f} | {', '.join(f'{v:.2f}' for v in ps)} | "
+              f"{costs[procs][0]:.1f} µs | {load.get('supervisor', 0.0):.3f} | "
+              f"{load['wrk']:.2f} | {costs[procs][1]:.1f} µs |")
+    # With the Ps and wrk on the same ncpu CPUs and nothing else running: one P is
+    # bounded by its own CPU (wrk fits beside it), two Ps by the CPUs left after wrk.
+    p_cost, wrk_cost = costs[1]
+    bound = min(2.0, ncpu * p_cost / (p_cost + wrk_cost))
+    print(f"\nOn {ncpu} CPUs shared with wrk, at these costs per request, procs=2 can be "
+          f"at most {bound:.2f}x procs=1 ({ncpu} x {p_cost:.1f} / ({p_cost:.1f} + "
+          f"{wrk_cost:.1f})).\n")
 
 
 def get(port, path, timeout=10.0):
