@@ -434,7 +434,7 @@ def test_a_failing_ps_unstarted_connections_are_handed_to_other_ps(prog, tmp_pat
         "other Ps" in report[0], err
 
 
-def test_restart_from_the_argument_and_its_validation(tmp_path):
+def test_restart_true_restarts_ps_that_died_without_a_report(tmp_path):
     code = ("import gmploop, os, sys\n"
             "async def main():\n"
             "    p = os.environ['GMPLOOP_P']\n"
