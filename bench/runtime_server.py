@@ -3,6 +3,12 @@
 
     python bench/runtime_server.py --procs 2 [--port 0]
 
+The same application, for the comparison with gunicorn and aiohttp's uvloop worker
+(bench/runtime_bench.py binds the socket and passes it as fd://N):
+
+    gunicorn runtime_server:gunicorn_app --chdir bench \
+        --worker-class aiohttp.GunicornUVLoopWebWorker -w 2 --bind 127.0.0.1:8080
+
 Routes (aiohttp.web, no access log):
 
     /        "Hello, World!"
@@ -47,12 +53,21 @@ async def sleep(request):
     return web.Response(text="woke up")
 
 
+def make_app():
+    app = web.Application()
+    app.add_routes([web.get("/", hello), web.get("/cpu", cpu), web.get("/sleep", sleep)])
+    return app
+
+
+async def gunicorn_app():
+    """gunicorn's entry point (aiohttp's worker awaits an async app factory); no
+    access log unless gunicorn is given --access-logfile, as in main below."""
+    return make_app()
+
+
 def main_for(port):
     async def main():
-        app = web.Application()
-        app.add_routes([web.get("/", hello), web.get("/cpu", cpu),
-                        web.get("/sleep", sleep)])
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(make_app(), access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, "127.0.0.1", port)

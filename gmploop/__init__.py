@@ -100,7 +100,7 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-def run(main, *, debug=None, procs=None, sysmon=None):
+def run(main, *, debug=None, procs=None, sysmon=None, restart=None):
     """Run a coroutine (or a zero-argument coroutine function) on a new gmploop loop
     until it completes, the way asyncio.run does; return its result.
 
@@ -109,13 +109,20 @@ def run(main, *, debug=None, procs=None, sysmon=None):
     a coroutine: it runs once on every P, each a process pinned to its own CPU (see
     docs/runtime.md), and run returns the list of their results, in P order.
 
+    restart: with more than one P, how many times a P that fails (main raises, the
+    P crashes or is killed) is started again within 60 s before the failure ends the
+    run (default: $GMPLOOP_RESTART, else 0, never; True: 5). One P is the program
+    itself: there is nothing to restart it, and restart is only checked.
+
     sysmon: as Loop(sysmon=...).
     """
     factory = new_event_loop if sysmon is None else _functools.partial(Loop, sysmon=sysmon)
+    if restart is not None:
+        _runtime.resolve_restart(restart)       # bad values fail with any procs
     if procs != 1:
         n = _runtime.resolve_procs(procs)
         if n > 1:
-            return _runtime.run_procs(main, n, debug, factory)
+            return _runtime.run_procs(main, n, debug, factory, restart)
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
     with _asyncio.Runner(loop_factory=factory, debug=debug) as runner:
@@ -145,7 +152,7 @@ if _policy_base is not None:
         asyncio.set_event_loop_policy(gmploop.Policy())
         """
 
-        def __init__(self, *, procs=1):
+        def __init__(self, *, procs=1, restart=None):
             if _sys.version_info >= (3, 14):
                 _warnings.warn(
                     "gmploop.Policy is deprecated as asyncio's event loop policies "
@@ -154,8 +161,12 @@ if _policy_base is not None:
             super().__init__()
             # procs != 1: the first loop asked for in the main thread starts the Ps
             # (see 'Policy mode' in docs/runtime.md); None reads $GMPLOOP_PROCS.
+            # restart: as gmploop.run(restart=...).
             self._procs = procs
             self._procs_started = procs == 1
+            if restart is not None:
+                _runtime.resolve_restart(restart)   # fail here, not at the first loop
+            self._restart = restart     # as run(restart=...); None: $GMPLOOP_RESTART
 
         def _loop_factory(self):
             if not self._procs_started and _threading.current_thread() is \
@@ -163,7 +174,9 @@ if _policy_base is not None:
                 self._procs_started = True
                 n = _runtime.resolve_procs(self._procs)
                 if n > 1:
-                    _runtime.fork_here(n)   # returns in each P; the supervisor exits
+                    # Returns in each P (and in each P started again after a
+                    # failure); the supervisor exits.
+                    _runtime.fork_here(n, self._restart)
             return new_event_loop()
 
         if hasattr(_asyncio, "AbstractChildWatcher"):   # Python < 3.14

@@ -115,7 +115,9 @@ class Loop(asyncio.AbstractEventLoop):
 def new_event_loop() -> Loop: ...
 # One P gives main's result; several Ps give the list of their results, in P order.
 # (Without procs=, $GMPLOOP_PROCS may still ask for several Ps: a program that sets it
-# should pass procs= and take the list.)
+# should pass procs= and take the list.) restart: how many times a failed P is started
+# again per 60 s (True: 5; None: $GMPLOOP_RESTART, else never); one P has no one to
+# restart it, so with procs=1 it is only checked.
 @overload
 def run(
     main: Coroutine[Any, Any, _T] | Callable[[], Coroutine[Any, Any, _T]],
@@ -123,6 +125,7 @@ def run(
     debug: bool | None = None,
     procs: Literal[1] = 1,
     sysmon: float | None = None,
+    restart: bool | int | None = None,
 ) -> _T: ...
 @overload
 def run(
@@ -131,6 +134,7 @@ def run(
     debug: bool | None = None,
     procs: int | str | None,
     sysmon: float | None = None,
+    restart: bool | int | None = None,
 ) -> _T | list[_T]: ...
 def stats() -> RuntimeStats: ...
 def go(coro: Coroutine[Any, Any, Any]) -> None: ...
@@ -145,7 +149,9 @@ else:
 
 if sys.version_info < (3, 16):
     class Policy(_PolicyBase):
-        def __init__(self, *, procs: int | str | None = ...) -> None: ...
+        def __init__(
+            self, *, procs: int | str | None = ..., restart: bool | int | None = ...
+        ) -> None: ...
         def new_event_loop(self) -> Loop: ...
         if sys.version_info < (3, 14) and sys.platform != "win32":
             # Kept as asyncio's Unix policy keeps them, for code that calls them

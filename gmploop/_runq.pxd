@@ -34,7 +34,9 @@ cdef class StealQueue:
     cdef readonly bint raw      # holds plain integers (the nogil test harness)
     cdef readonly Py_ssize_t capacity
     cdef readonly unsigned long long steals   # items taken from this queue by thieves
-    cdef object _mem            # None, or the SharedStealQueues whose memory q is in
+    cdef PyObject *_mem         # NULL, or the SharedStealQueues whose memory q is in:
+                                # a strong reference the collector neither sees nor
+                                # clears ('Views and the collector' in _runq.pyx)
     cdef object _gc_anchor      # always None: gives the type GC slots (see 'Cycles')
 
     cdef bint put(self, object item) except -1

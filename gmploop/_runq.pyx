@@ -96,6 +96,23 @@ listener id; references cannot cross processes), and a two-step steal
 (``peek_half`` then ``commit``) for a thief that must act on the items before it may
 own them (see 'Connection stealing' in _runtime.py).
 
+Views and the collector
+-----------------------
+A view (``SharedStealQueues.queue(i)``) points into the mapping, so it must keep the
+``SharedStealQueues`` (and so the mapping) alive for as long as it exists. A view
+reachable only from cyclic garbage (a loop holding it, freed by a collection) gets
+``tp_clear`` before its ``tp_dealloc``, and Cython's ``tp_clear`` sets every object
+attribute to None: an attribute holding the mapping would let it go while the view
+still points into it. So ``_mem`` is a bare ``PyObject *``, a strong reference that
+the collector neither sees nor clears, dropped by ``__dealloc__`` only (hiding it is
+safe: ``SharedStealQueues`` refers to nothing but its mmap, so no cycle runs through
+it). A view is told apart by ``_mem``, never freed, and its ``tp_clear`` does not
+drain it: its items are fds that the owner's ``ConnHandoff`` also holds, and other
+processes read the same ring. (Before this rule ``_mem`` was an attribute, and
+``__dealloc__`` took a cleared one for "owns its ring": it drained unmapped memory and
+passed a pointer into the mapping to ``free``, a P's crash in the collector;
+``tests/unit/test_runq.py``, ``test_shared_view_freed_by_the_collector``.)
+
 With the GIL (every Python-level call holds it) the queue cannot be exercised
 concurrently from Python threads; the test harness (``_stress_owner``,
 ``_stress_thief``) runs the same C functions in ``nogil`` sections on integer items,
@@ -265,7 +282,8 @@ cdef class StealQueue:
         if _shared is not None:
             # A view of queue _index of a shared mapping (SharedStealQueues.queue).
             self.q = _shared.at(_index)
-            self._mem = _shared
+            Py_INCREF(_shared)
+            self._mem = <PyObject *>_shared
             self.raw = True
             self.capacity = _shared.capacity
             return
@@ -278,7 +296,12 @@ cdef class StealQueue:
         self.capacity = capacity
 
     def __dealloc__(self):
-        if self.q is not NULL and self._mem is None:
+        if self._mem is not NULL:
+            # A view: the ring is the mapping's ('Views and the collector' above).
+            self.q = NULL
+            Py_XDECREF(self._mem)
+            self._mem = NULL
+        if self.q is not NULL:
             self._drop_all()
             gp_stealq_free(self.q)
         self.q = NULL
@@ -542,8 +565,13 @@ cdef int _steal_traverse(PyObject *o, gc_visitproc visit, void *arg) noexcept:
 
 
 cdef int _steal_tp_clear(PyObject *o) noexcept:
-    if (<StealQueue>o).q is not NULL:
-        (<StealQueue>o)._drop_all()
+    """StealQueue's tp_clear: drop the items of an object queue (the references
+    through which cycles run), then Cython's own. A raw queue holds no references,
+    and a view's items belong to every process sharing the mapping: both are left
+    alone ('Views and the collector' above)."""
+    cdef StealQueue q = <StealQueue>o
+    if q.q is not NULL and not q.raw:
+        q._drop_all()
     return _cython_steal_clear(o)
 
 

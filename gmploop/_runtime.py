@@ -22,8 +22,9 @@ Concepts
 * **Control socket.** One ``AF_UNIX``/``SOCK_SEQPACKET`` pair per P: message
   boundaries for free, and file descriptors ride along (``SCM_RIGHTS``). A P asks
   (``listen``) and waits for the answer; at its end it sends one report (``result``,
-  ``failed``, ``interrupted``). The supervisor never writes unasked, so a P reads its
-  socket only inside a request and needs no reader on its loop.
+  ``failed``, ``interrupted``), after the connections it hands back if it is failing
+  (``conns``, see 'Restarts'). The supervisor writes unasked only to move
+  connections to a P ('Connection stealing'), which the P's loop reads.
 * **Shared listeners.** See the section below.
 * **Shared stats.** Each P publishes its ``LoopStats`` into a slot of a shared mapping
   made before the fork, so that ``gmploop.stats()`` in any P shows every P, and the
@@ -103,14 +104,49 @@ that cannot); Ps stealing from each other directly (``pidfd_getfd`` needs ptrace
 rights that siblings need not have; the parent has them); starting connections at
 once and migrating their transports (a started connection belongs to its loop).
 
+Restarts
+--------
+``run(main, procs=N, restart=R)`` (``GMPLOOP_RESTART=R``, ``Policy(restart=R)``):
+a P that fails is started again, at most R times per P within ``RESTART_WINDOW``;
+the failure after those ends the run as without restarts (``PFailedError``, which
+says the budget was spent). "Fails" is what would otherwise end the run: an
+exception out of ``main``, a non-zero exit, death by a signal; not an end by SIGINT
+or SIGTERM, which someone sent on purpose, and nothing is restarted once the runtime
+is shutting down. Each failure is reported on the supervisor's stderr, with its
+status and traceback, before the new P starts: a crash loop is never quiet.
+
+The new P is a new fork of the supervisor, exactly as the first (in policy mode too:
+the supervisor still stands where the program started the Ps, so the new P resumes
+the program from there). It takes the dead P's index, CPU and queue, and asks for
+its listeners as the first did, getting the same shared sockets.
+
+Connections of a P that fails: those started are its own, and end with it (their
+clients see the connection reset). Those it accepted and had not started wait in
+its queue and its ``ConnHandoff``. A P that fails with an exception (or a non-zero
+``sys.exit``) hands them back first: it sends them to the supervisor as a thief's
+haul, which parks them and passes them on as stolen ones ('Connection stealing'); a
+P given connections for a server it has not started yet keeps them until that
+server starts (the new P may be given its predecessor's before it has listened).
+A P that dies at once (a signal, ``os._exit``) cannot: the kernel closes its fds,
+and those connections are lost; its queue still names them, so the supervisor,
+the ring's only user left, empties it before the new P takes it over, and the
+report counts them. Connections sent to a P that died before reading them are lost
+the same way. A new P closes the parked connections it inherits at the fork.
+
+Rejected: restarting every P on any failure (one P's crash is not the others');
+an unbounded restart (a P that fails at once would fork forever, never reported as
+a failure of the program); restarting a P that ends normally (``main`` returned:
+the program on that P is done, as a prefork server's worker that exits cleanly).
+
 Invariants
 ----------
 * A P never returns into the caller's frames: whatever happens, it ends in
   ``os._exit`` after one report to the supervisor.
 * Every P is accounted for: reaped, with its report or its exit status. A P that
   fails (an exception out of ``main``, a non-zero exit, death by a signal, or an
-  interruption the supervisor did not ask for) makes ``run`` raise ``PFailedError``
-  with its status and traceback, after the other Ps were shut down.
+  interruption the supervisor did not ask for) and is not restarted ('Restarts')
+  makes ``run`` raise ``PFailedError`` with its status and traceback, after the
+  other Ps were shut down.
 * ``run`` restores the signal handlers and the wakeup fd it found.
 
 Races it survives
@@ -180,6 +216,11 @@ STEAL_TICK_BUSY = 0.005
 STEAL_TICK_IDLE = 0.020
 # Connections moved per steal at most (one SCM_RIGHTS message carries them all).
 STEAL_MOST = 64
+# Restarting failed Ps (see 'Restarts'): run(restart=True) allows this many restarts
+# of one P per RESTART_WINDOW (systemd's default burst is 5 starts in 10 s; a P's
+# start is slower than most services', so a longer window).
+RESTART_DEFAULT = 5
+RESTART_WINDOW = 60.0
 
 
 class PFailedError(RuntimeError):
@@ -239,7 +280,34 @@ def listen_mode():
     return mode
 
 
-def run_procs(main, procs, debug, loop_factory):
+def resolve_restart(restart):
+    """The restart budget for run(restart=...): how many times one P may be restarted
+    within RESTART_WINDOW seconds (0: never). restart as given, else
+    $GMPLOOP_RESTART, else 0; True (or "on", "yes", "true") means RESTART_DEFAULT."""
+    if restart is None:
+        restart = os.environ.get("GMPLOOP_RESTART", "") or 0
+    if isinstance(restart, str):
+        text = restart.strip().lower()
+        if text in ("on", "yes", "true"):
+            return RESTART_DEFAULT
+        if text in ("off", "no", "false"):
+            return 0
+        try:
+            restart = int(text)
+        except ValueError:
+            raise ValueError(f"restart must be a number of restarts, 'on' or 'off', "
+                             f"not {restart!r}") from None
+    elif isinstance(restart, bool):
+        return RESTART_DEFAULT if restart else 0
+    elif not isinstance(restart, int):
+        raise TypeError(f"restart must be a bool or an int, not "
+                        f"{type(restart).__name__}")
+    if restart < 0:
+        raise ValueError(f"restart must be >= 0, not {restart}")
+    return restart
+
+
+def run_procs(main, procs, debug, loop_factory, restart=None):
     """Run main() on procs Ps (procs > 1); see the module essay."""
     if asyncio.iscoroutine(main) or not callable(main):
         if asyncio.iscoroutine(main):
@@ -254,10 +322,11 @@ def run_procs(main, procs, debug, loop_factory):
         raise RuntimeError("gmploop.run(procs=N) must be called from the main thread")
     if not hasattr(os, "fork"):
         raise RuntimeError("gmploop.run(procs=N) needs os.fork")
-    return Supervisor(procs, listen_mode()).run(main, debug, loop_factory)
+    return Supervisor(procs, listen_mode(), resolve_restart(restart)).run(
+        main, debug, loop_factory)
 
 
-def fork_here(procs):
+def fork_here(procs, restart=None):
     """Policy mode (gmploop.Policy(procs=N)): fork procs Ps right here. Returns in
     each P, which goes on with the program (it is about to get its loop); the
     supervisor never returns: once every P has ended it raises SystemExit(0),
@@ -267,7 +336,7 @@ def fork_here(procs):
                            "running event loop")
     if not hasattr(os, "fork"):
         raise RuntimeError("gmploop.Policy(procs=N) needs os.fork")
-    supervisor = Supervisor(procs, listen_mode())
+    supervisor = Supervisor(procs, listen_mode(), resolve_restart(restart))
     supervisor.policy_mode = True
     supervisor.run(None, None, None)
     if supervisor.in_p:
@@ -295,9 +364,9 @@ class _PState:
     """The supervisor's record of one P."""
 
     __slots__ = ("index", "pid", "cpu", "sock", "report", "status", "pidfd", "queue",
-                 "last_head", "head_since")
+                 "last_head", "head_since", "restarts", "handed_back")
 
-    def __init__(self, index, pid, cpu, sock):
+    def __init__(self, index, pid, cpu, sock, restarts):
         self.index = index
         self.pid = pid
         self.cpu = cpu
@@ -308,14 +377,17 @@ class _PState:
         self.queue = None       # its queue of unstarted connections (shared memory)
         self.last_head = 0      # that queue's head when last seen to move ...
         self.head_since = 0.0   # ... and since when
+        self.restarts = restarts    # monotonic times this P index was restarted at
+        self.handed_back = 0        # unstarted connections it gave back as it failed
 
 
 class Supervisor:
     """Forks the Ps and looks after them (see 'Concepts' above). Main thread only."""
 
-    def __init__(self, procs, mode):
+    def __init__(self, procs, mode, restart=0):
         self.procs = procs
         self.mode = mode
+        self.restart = restart          # restarts allowed per P per RESTART_WINDOW
         self.ps = []
         self.listeners = {}     # key -> [socket, ...] in the order first asked for
         self.selector = None
@@ -330,6 +402,7 @@ class Supervisor:
         self.policy_mode = False        # started by fork_here (gmploop.Policy)
         self.stats = None               # _statshm.SharedStats: each P's LoopStats
         self.trace = None               # _statshm.RuntimeTrace, with schedtrace on
+        self.fork_args = None           # what _fork needs again to restart a P
 
     def run(self, main, debug, loop_factory):
         cpus = _usable_cpus()
@@ -349,9 +422,10 @@ class Supervisor:
                 self.shared = SharedStealQueues(self.procs, HANDOFF_CAPACITY)
             self.stats = _statshm.SharedStats(self.procs)
             self.trace = _statshm.RuntimeTrace.configured(self.stats)
+            self.fork_args = (main, debug, loop_factory, wake_r, wake_w)
             for index in range(self.procs):
                 cpu = cpus[index % len(cpus)] if pinned and cpus else None
-                self._fork(index, cpu, main, debug, loop_factory, wake_r, wake_w)
+                self.ps.append(self._fork(index, cpu, []))
             self._supervise(wake_r)
         except _InP:
             # Policy mode, in a P: go back to the program (the supervisor's fds and
@@ -394,7 +468,9 @@ class Supervisor:
         wake_r.close()
         wake_w.close()
 
-    def _fork(self, index, cpu, main, debug, loop_factory, wake_r, wake_w):
+    def _fork(self, index, cpu, restarts):
+        """Start P number index; its _PState, for the caller to put in self.ps."""
+        main, debug, loop_factory, wake_r, wake_w = self.fork_args
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         try:
@@ -413,6 +489,11 @@ class Supervisor:
                     for socks in self.listeners.values():
                         for s in socks:
                             s.close()
+                    # A P started again after a failure: connections parked for
+                    # other Ps are not its own to hold open.
+                    for _victim, _ids, fds in self.parked:
+                        for fd in fds:
+                            os.close(fd)
                 finally:
                     queue = self.shared.queue(index) if self.shared else None
                     _statshm.attach(self.stats, index)
@@ -424,15 +505,15 @@ class Supervisor:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child_sock.close()
-        p = _PState(index, pid, cpu, parent_sock)
+        p = _PState(index, pid, cpu, parent_sock, restarts)
         if self.shared is not None:
             p.queue = self.shared.queue(index)
             try:
                 p.pidfd = os.pidfd_open(pid)
             except OSError:
                 p.pidfd = -1
-        self.ps.append(p)
         self.selector.register(parent_sock, selectors.EVENT_READ, p)
+        return p
 
     def _supervise(self, wake_r):
         tick = STEAL_TICK_IDLE if self.shared is not None else 1.0
@@ -499,7 +580,10 @@ class Supervisor:
     def _deliver_parked(self, live, now):
         """Hand stolen connections to the P with the least waiting work whose control
         socket takes them without blocking (the supervisor must never block on a P);
-        what no P takes now waits for the next tick."""
+        what no P takes now waits for the next tick. Nothing new goes to Ps that are
+        shutting down: what is parked then is closed when run ends."""
+        if self.failed or self.shutdown_signal is not None:
+            return
         while self.parked:
             victim, ids, fds = self.parked[0]
             takers = self._takers(live, now, victim)
@@ -544,16 +628,22 @@ class Supervisor:
     def _read_messages(self, p):
         while True:
             try:
-                # A P sends no fds; any that came anyway the kernel closes (MSG_CTRUNC).
-                data = p.sock.recv(MAX_MESSAGE, socket.MSG_DONTWAIT)
+                # Only "conns" brings fds (a failing P's unstarted connections).
+                data, fds = _recv_with_fds(p.sock, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                data = b""
+                data, fds = b"", []
             if not data:
                 self._unregister(p)
                 return
             message = pickle.loads(data)
+            if message[0] == "conns" and self.shared is not None and fds:
+                self.parked.append((p, message[1], fds))
+                p.handed_back += len(fds)
+                continue
+            for fd in fds:
+                os.close(fd)
             if message[0] == "listen":
                 self._answer_listen(p, message[1], message[2])
             else:
@@ -631,10 +721,69 @@ class Supervisor:
             self.stats.clear(p.index)       # it drops out of gmploop.stats()
             self._read_messages(p)
             self._unregister(p)
-            if self._p_failed(p) and not self.failed:
+            if self._p_failed(p) and self._may_restart(p):
+                self._restart(p)
+            elif self._p_failed(p) and not self.failed:
                 # One P lost is a failed program: stop the others as on SIGTERM.
                 self.failed = True
                 self._kill_all(signal.SIGTERM)
+
+    def _may_restart(self, p):
+        """'Restarts': p failed; may it be started again?"""
+        if not self.restart or self.failed or self.shutdown_signal is not None:
+            return False
+        if p.report and p.report[0] == "interrupted":
+            return False        # someone signalled this P: it is not a crash
+        code = os.waitstatus_to_exitcode(p.status)
+        if code in (-signal.SIGINT, -signal.SIGTERM):
+            return False
+        now = time.monotonic()
+        p.restarts[:] = [t for t in p.restarts if now - t < RESTART_WINDOW]
+        return len(p.restarts) < self.restart
+
+    def _restart(self, p):
+        """'Restarts': report p's failure, drop what died with it, start a new P with
+        the same index and CPU in its place."""
+        p.restarts.append(time.monotonic())
+        lost = self._drop_queue(p)
+        note = ""
+        if p.handed_back:
+            note += f"; its {p.handed_back} unstarted connections go to other Ps"
+        if lost:
+            note += f"; {lost} unstarted connections were lost with it"
+        text = (f"gmploop: P{p.index} (pid {p.pid}) failed: {self._describe(p)}{note}; "
+                f"restarting it ({len(p.restarts)} of {self.restart} restarts allowed "
+                f"in {RESTART_WINDOW:g} s)\n")
+        tb = self._traceback(p)
+        if tb:
+            text += "  " + tb.rstrip().replace("\n", "\n  ") + "\n"
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        p.sock.close()
+        if p.pidfd >= 0:
+            os.close(p.pidfd)
+            p.pidfd = -1
+        self.ps[self.ps.index(p)] = self._fork(p.index, p.cpu, p.restarts)
+
+    @staticmethod
+    def _drop_queue(p):
+        """p is dead: empty its steal queue for the P that takes its index, and say
+        how many connections were in it. The items name fds of the dead process,
+        which the kernel closed (those connections are gone: their clients see the
+        connection reset); the supervisor, the only other user of the ring, acts as
+        its owner here."""
+        if p.queue is None:
+            return 0
+        lost = 0
+        while True:
+            try:
+                p.queue.pop()
+            except IndexError:
+                return lost
+            lost += 1
 
     def _reap_all_blocking(self):
         for p in self.ps:
@@ -664,7 +813,11 @@ class Supervisor:
         results = []
         for p in self.ps:
             if self._p_failed(p):
-                failures.append((p.index, p.pid, self._describe(p), self._traceback(p)))
+                status = self._describe(p)
+                if self.restart and len(p.restarts) >= self.restart:
+                    status += (f" (and {len(p.restarts)} restarts within "
+                               f"{RESTART_WINDOW:g} s were all it was allowed)")
+                failures.append((p.index, p.pid, status, self._traceback(p)))
             elif p.report and p.report[0] == "result":
                 results.append(p.report[1])
             else:
@@ -842,11 +995,16 @@ class ConnHandoff:
         self.started = 0            # connections this P accepted and started
         self.stolen_out = 0         # ... accepted and then moved to another P
         self.stolen_in = 0          # moved here from another P and started
+        self.early = {}             # listener id -> [(conn, addr)] moved here before
+                                    # this P's server on that listener started
 
     def register(self, listener, sock):
         """Called by the accept loop when it starts on a shared socket."""
-        self.listeners[sock._gmploop_listener_id] = listener
-        self.ids[listener] = sock._gmploop_listener_id
+        lid = sock._gmploop_listener_id
+        self.listeners[lid] = listener
+        self.ids[listener] = lid
+        for conn, addr in self.early.pop(lid, ()):
+            self._start_moved(listener, conn, addr)
 
     def put(self, listener, conn, addr):
         """Owner P. conn was just accepted on listener: queue it unstarted."""
@@ -883,24 +1041,52 @@ class ConnHandoff:
             self.pending.clear()
 
     def adopt(self, ids, fds):
-        """Connections the supervisor moved here: start them now."""
+        """Connections the supervisor moved here: start them now, or when this P's
+        server on their listener starts (a P started again after a failure may be
+        given the failed P's connections before its own server is up)."""
         for lid, fd in zip(ids, fds):
             conn = socket.socket(fileno=fd)
-            listener = self.listeners.get(lid)
             try:
                 conn.setblocking(False)
                 addr = conn.getpeername()
             except OSError:
-                listener = None
-            if listener is None:
                 conn.close()
                 continue
-            self.stolen_in += 1
-            if self.loop is not None:
-                self.loop._n_steals += 1            # stats and schedtrace: steals=
-            listener._start_accepted(conn, addr)
+            listener = self.listeners.get(lid)
+            if listener is None:
+                self.early.setdefault(lid, []).append((conn, addr))
+            else:
+                self._start_moved(listener, conn, addr)
         for fd in fds[len(ids):]:
             os.close(fd)
+
+    def _start_moved(self, listener, conn, addr):
+        self.stolen_in += 1
+        if self.loop is not None:
+            self.loop._n_steals += 1            # stats and schedtrace: steals=
+        listener._start_accepted(conn, addr)
+
+    def hand_back(self, sock):
+        """Owner P, failing ('Restarts'): send the connections it accepted and did
+        not start to the supervisor, which moves them to other Ps; close its copies
+        of them all (the rest were moved already)."""
+        items = []
+        while True:
+            try:
+                items.append(self.queue.pop())
+            except IndexError:
+                break
+        for i in range(0, len(items), STEAL_MOST):
+            chunk = items[i:i + STEAL_MOST]
+            _send(sock, ("conns", [item >> 32 for item in chunk]),
+                  [(item & 0xFFFFFFFF) - 1 for item in chunk])
+        for _listener, conn, _addr in self.pending.values():
+            conn.close()
+        self.pending.clear()
+        for waiting in self.early.values():
+            for conn, _addr in waiting:
+                conn.close()
+        self.early.clear()
 
     def __len__(self):
         """Connections waiting here unstarted (loop.stats().stealable)."""
@@ -936,14 +1122,18 @@ def _p_main(index, cpu, sock, main, debug, loop_factory, blocked, queue):
             # sys.exit() in main: the P exits as a program would, with that status.
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None
                                                                 else 1)
+            if code:
+                _hand_back(sock)
             try:
                 _send(sock, ("exit", traceback.format_exc()[-MAX_TRACEBACK:]))
             except BaseException:
                 pass
         except BaseException:
             # Whatever happened, the supervisor hears of it (see 'Invariants').
+            text = traceback.format_exc()[-MAX_TRACEBACK:]
+            _hand_back(sock)
             try:
-                _send(sock, ("failed", traceback.format_exc()[-MAX_TRACEBACK:]))
+                _send(sock, ("failed", text))
             except BaseException:
                 pass
             code = 1
@@ -958,6 +1148,18 @@ def _p_main(index, cpu, sock, main, debug, loop_factory, blocked, queue):
 
 _terminating = False
 _this_p = None          # in a P: its index (loops made there are labelled with it)
+_handoff = None         # in a P with connection stealing: its ConnHandoff
+
+
+def _hand_back(sock):
+    """A failing P: its unstarted connections go back to the supervisor, which
+    passes them to other Ps (see 'Restarts'); never raises."""
+    if _handoff is None:
+        return
+    try:
+        _handoff.hand_back(sock)
+    except BaseException:
+        pass
 
 
 def this_p():
@@ -999,8 +1201,9 @@ def _p_setup(index, cpu, sock, blocked, queue):
     os.environ["GMPLOOP_P"] = str(index)
     global _this_p
     _this_p = index
-    _net.listener_source = ListenerClient(sock, None if queue is None
-                                          else ConnHandoff(queue))
+    global _handoff
+    _handoff = None if queue is None else ConnHandoff(queue)
+    _net.listener_source = ListenerClient(sock, _handoff)
 
 
 def _p_run(index, cpu, sock, main, debug, loop_factory, blocked, queue):
@@ -1035,6 +1238,8 @@ def _p_continue(index, cpu, sock, blocked, queue):
     def excepthook(exc_type, exc, tb):
         kind = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
         text = "".join(traceback.format_exception(exc_type, exc, tb))
+        if kind == "failed":
+            _hand_back(sock)
         try:
             _send(sock, (kind, text[-MAX_TRACEBACK:]))
         except OSError:

@@ -28,10 +28,21 @@ Modes:
                waits until P1 has dropped out of gmploop.stats(): "ALONE 0 <json>".
     busy       each P runs 100 callbacks and a sleep(0.005) in turn for one second
                (for schedtrace).
+    once       (restart tests; argv[3] a marker file) P1 raises ValueError("boom once
+               in P1") if the marker does not exist, creating it; else each P returns
+               its index * 10.
+    always     P1 always raises ValueError("boom always in P1"); P0 waits for it.
+    serve-once as serve, but on its first start (no marker argv[3]) P1 raises 0.3 s
+               after READY, and is restarted if GMPLOOP_RESTART allows.
+    handback   P0 sleeps 1.5 s and P1 0.5 s before they poll; on its first start (no
+               marker argv[3]) P1 exits with sys.exit(3) while starting its first
+               connection, leaving the rest of its accept batch unstarted; the
+               connections are answered "<P> <pid>" at their first data.
     policy     as serve, but started as asyncio.set_event_loop_policy(
                gmploop.Policy(procs=PROCS)) and asyncio.run(serve()).
     policy-crash  as crash, under the policy.
     policy-stats  as stats, under the policy.
+    policy-serve-once  as serve-once, under the policy.
 """
 import asyncio
 import json
@@ -222,13 +233,68 @@ async def busy():
         await asyncio.sleep(0.005)
 
 
+def first_start():
+    """True once per program run: the marker file argv[3] did not exist yet."""
+    try:
+        os.close(os.open(sys.argv[3], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+async def once():
+    if me() == 1 and first_start():
+        raise ValueError("boom once in P1")
+    await asyncio.sleep(0.2)
+    return me() * 10
+
+
+async def always():
+    if me() == 1:
+        await asyncio.sleep(0.1)
+        raise ValueError("boom always in P1")
+    await asyncio.sleep(60)
+
+
+async def serve_once():
+    crash_later = me() == 1 and first_start()
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    sock = server.sockets[0]
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    say(f"READY {me()} {os.getpid()} {sock.getsockname()[1]} "
+        f"{os.fstat(sock.fileno()).st_ino} {cpus}")
+    if crash_later:
+        await asyncio.sleep(0.3)
+        raise ValueError("boom in P1's first life")
+    try:
+        await server.serve_forever()
+    finally:
+        say(f"CLEANUP {me()}")
+
+
+def exiting_factory():
+    if me() == 1 and first_start():
+        sys.exit(3)         # out of the loop, with the rest of the batch unstarted
+    return Answer()
+
+
+async def handback():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(exiting_factory, "127.0.0.1", 0)
+    say(f"READY {me()} {os.getpid()} {server.sockets[0].getsockname()[1]}")
+    time.sleep(1.5 if me() == 0 else 0.5)
+    await server.serve_forever()
+
+
 if __name__ == "__main__" and MODE.startswith("policy"):
     asyncio.set_event_loop_policy(gmploop.Policy(procs=PROCS))
-    asyncio.run({"policy-crash": crash, "policy-stats": stats}.get(MODE, serve)())
+    asyncio.run({"policy-crash": crash, "policy-stats": stats,
+                 "policy-serve-once": serve_once}.get(MODE, serve)())
     say("NOT REACHED in the supervisor")
 elif __name__ == "__main__":
     main = {"serve": serve, "two": two, "crash": crash, "result": result,
             "steal": steal, "reopen": reopen, "unix": unix, "stats": stats,
-            "busy": busy}[MODE]
+            "busy": busy, "once": once, "always": always, "serve-once": serve_once,
+            "handback": handback}[MODE]
     out = gmploop.run(main, procs=PROCS)
     say(f"RESULT {out!r}")

@@ -307,6 +307,183 @@ def test_connections_a_stuck_p_accepted_are_moved_to_another_p(prog):
     assert moved[0] < 2.2, (moved, elapsed)
 
 
+# ---------------------------------------------------------------------- restarts
+
+def restart_reports(err):
+    return [line for line in err.splitlines() if "restarting it (" in line]
+
+
+def test_a_p_that_fails_once_is_restarted_and_the_run_completes(prog, tmp_path):
+    p = prog("once", env={"GMPLOOP_RESTART": "2"}, args=[str(tmp_path / "marker")])
+    code, err = p.finish()
+    assert code == 0, err
+    assert p.lines[-1] == "RESULT [0, 10]"
+    # The failure was reported, with its traceback, though the run went on.
+    reports = restart_reports(err)
+    assert len(reports) == 1, err
+    assert reports[0].startswith("gmploop: P1 (pid ") and \
+        "failed: exit status 1, main raised an exception; restarting it " \
+        "(1 of 2 restarts allowed in 60 s)" in reports[0], err
+    assert "ValueError: boom once in P1" in err
+    assert "PFailedError" not in err
+
+
+def test_a_p_that_always_fails_exhausts_its_restarts(prog, tmp_path):
+    p = prog("always", env={"GMPLOOP_RESTART": "2"})
+    code, err = p.finish()
+    assert code == 1, err
+    reports = restart_reports(err)
+    assert [r.split("restarting it ")[1] for r in reports] == [
+        "(1 of 2 restarts allowed in 60 s)", "(2 of 2 restarts allowed in 60 s)"], err
+    # Three lives, three pids; the error names the last one, and P0 was shut down.
+    pids = {r.split("(pid ")[1].split(")")[0] for r in reports}
+    assert len(pids) == 2
+    assert "PFailedError: 1 of gmploop's Ps failed" in err
+    last = err.split("PFailedError: ")[1]
+    assert "P1 (pid " in last and "exit status 1, main raised an exception" in last
+    assert last.split("P1 (pid ")[1].split(")")[0] not in pids
+    assert "ValueError: boom always in P1" in last
+    assert "(and 2 restarts within 60 s were all it was allowed)" in last
+    assert "P0 (pid" not in last
+
+
+def test_a_restarted_p_gets_its_index_cpu_and_the_shared_listener_back(prog, tmp_path):
+    p = prog("serve-once", env={"GMPLOOP_RESTART": "on"},
+             args=[str(tmp_path / "marker")])
+    first = ready_lines(p)
+    while True:     # P1's second life
+        line = p.readline()
+        if line.startswith("READY 1 "):
+            again = line.split()[2:]
+            break
+    assert again[0] != first[1][0]                  # a new process ...
+    assert again[1:] == first[1][1:]                # ... same port, socket and CPU
+    port = int(again[1])
+    seen = answering_ps(port)
+    assert seen >= {(0, int(first[0][0])), (1, int(again[0]))}, seen
+    assert (1, int(first[1][0])) not in seen
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    assert len(restart_reports(err)) == 1 and "boom in P1's first life" in err
+    assert sorted(line for line in p.lines if line.startswith("CLEANUP")) == [
+        "CLEANUP 0", "CLEANUP 1"]
+
+
+@pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
+def test_policy_restarts_a_p_where_the_program_started_it(prog, tmp_path):
+    # Under the policy a P is a fork of the program at its first loop; the one
+    # started again resumes from that same point (asyncio.run makes its loop).
+    p = prog("policy-serve-once", env={"GMPLOOP_RESTART": "1"},
+             args=[str(tmp_path / "marker")])
+    first = ready_lines(p)
+    while True:
+        line = p.readline()
+        if line.startswith("READY 1 "):
+            again = line.split()[2:]
+            break
+    assert again[0] != first[1][0] and again[1:] == first[1][1:]
+    seen = answering_ps(int(again[1]))
+    assert (1, int(again[0])) in seen and (1, int(first[1][0])) not in seen
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    assert len(restart_reports(err)) == 1
+    assert "NOT REACHED" not in "\n".join(p.lines)
+
+
+def test_without_restart_a_failure_still_ends_the_run(prog, tmp_path):
+    p = prog("once", env={"GMPLOOP_RESTART": "0"}, args=[str(tmp_path / "marker")])
+    code, err = p.finish()
+    assert code == 1, err
+    assert not restart_reports(err)
+    assert "PFailedError" in err and "boom once in P1" in err
+
+
+@pytest.mark.skipif(_runtime._pidfd_getfd is None,
+                    reason="connection stealing needs Linux's pidfd_getfd")
+def test_a_failing_ps_unstarted_connections_are_handed_to_other_ps(prog, tmp_path):
+    p = prog("handback", env={"GMPLOOP_RESTART": "1"}, args=[str(tmp_path / "marker")])
+    readies = ready_lines(p)
+    port = int(readies[0][1])
+    doomed = int(readies[1][0])
+
+    async def burst(n):
+        # The burst waits in the backlog until P1 polls (0.5 s) and accepts it in one
+        # batch; the first connection it starts ends P1.
+        async def one():
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"hi")
+            try:
+                data = await r.read()
+            except ConnectionResetError:
+                data = b""      # closed unread: the connection that ended P1
+            w.close()
+            return data.decode().split()
+        return await asyncio.gather(*[one() for _ in range(n)])
+
+    answers = asyncio.run(burst(8))
+    p.proc.send_signal(signal.SIGTERM)
+    code, err = p.finish()
+    assert code == 128 + signal.SIGTERM, err
+    # One connection died with P1's first life; the other seven were given back and
+    # answered by P0 or by P1's second life, none by the one that failed.
+    assert sorted(len(a) for a in answers) == [0] + [2] * 7, (answers, err)
+    assert all(int(a[1]) != doomed for a in answers if a), answers
+    report = restart_reports(err)
+    assert len(report) == 1, err
+    assert "exit status 3, main called sys.exit; its 7 unstarted connections go to " \
+        "other Ps" in report[0], err
+
+
+def test_restart_true_restarts_ps_that_died_without_a_report(tmp_path):
+    code = ("import gmploop, os, sys\n"
+            "async def main():\n"
+            "    p = os.environ['GMPLOOP_P']\n"
+            "    try:\n"
+            "        os.close(os.open(sys.argv[1] + p, os.O_CREAT | os.O_EXCL))\n"
+            "    except FileExistsError:\n"
+            "        return p\n"
+            "    os._exit(7)\n"
+            "print(gmploop.run(main, procs=2, restart=True))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    # Both Ps died at once without a report (os._exit): each was started again.
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "['0', '1']\n"
+    assert sorted(r.split(" (pid")[0] for r in restart_reports(out.stderr)) == [
+        "gmploop: P0", "gmploop: P1"]
+    assert "exit status 7, without a report" in out.stderr
+
+
+def test_resolve_restart(monkeypatch):
+    monkeypatch.delenv("GMPLOOP_RESTART", raising=False)
+    assert _runtime.resolve_restart(None) == 0
+    assert _runtime.resolve_restart(False) == 0
+    assert _runtime.resolve_restart(True) == _runtime.RESTART_DEFAULT
+    assert _runtime.resolve_restart(3) == 3
+    monkeypatch.setenv("GMPLOOP_RESTART", "4")
+    assert _runtime.resolve_restart(None) == 4
+    assert _runtime.resolve_restart(0) == 0
+    for text, n in (("on", _runtime.RESTART_DEFAULT), ("off", 0), (" 2 ", 2)):
+        monkeypatch.setenv("GMPLOOP_RESTART", text)
+        assert _runtime.resolve_restart(None) == n
+    monkeypatch.setenv("GMPLOOP_RESTART", "sometimes")
+    with pytest.raises(ValueError, match="restart"):
+        _runtime.resolve_restart(None)
+    with pytest.raises(ValueError):
+        _runtime.resolve_restart(-1)
+    with pytest.raises(TypeError):
+        _runtime.resolve_restart(1.5)
+
+    async def main():
+        return 1
+    with pytest.raises(ValueError):
+        gmploop.run(main, procs=1, restart=-1)
+    with pytest.raises(TypeError):
+        gmploop.run(main, procs=1, restart="3".encode())
+
+
 @pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
 def test_policy_with_procs_starts_the_ps_at_the_first_loop(prog):
     p = prog("policy")

@@ -26,6 +26,8 @@ async def answer() -> int:
 def main() -> None:
     n: int = gmploop.run(answer())
     m: int = gmploop.run(answer, debug=True)
+    each: int | list[int] = gmploop.run(answer, procs=2, restart=3)
+    again: int | list[int] = gmploop.run(answer, procs="auto", restart=True)
     loop: gmploop.Loop = gmploop.Loop()
     loop.close()
     loop = gmploop.new_event_loop()
@@ -38,7 +40,8 @@ def main() -> None:
     factory: type[asyncio.AbstractEventLoop] = gmploop.Loop
     asyncio.set_event_loop_policy(gmploop.Policy())
     gmploop.install()
-    print(n, m, k, stats, factory, gmploop.__version__)
+    asyncio.set_event_loop_policy(gmploop.Policy(procs=2, restart=False))
+    print(n, m, k, each, again, stats, factory, gmploop.__version__)
 """
 
 BAD = """
@@ -52,6 +55,7 @@ async def answer() -> int:
 s: str = gmploop.run(answer())
 gmploop.run(answer(), debug="yes")
 gmploop.new_event_loop().call_soon(1)
+gmploop.run(answer, procs=2, restart="often")
 """
 
 
@@ -85,8 +89,9 @@ def test_stubs_reject_wrong_use(tmp_path):
     out = mypy(tmp_path, BAD)
     assert out.returncode == 1, out.stdout + out.stderr
     errors = [line for line in out.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 3, out.stdout
+    assert len(errors) == 4, out.stdout
     assert 'snippet.py:9: error: Incompatible types in assignment' in errors[0]
     # run() is overloaded (one P gives main's result, several the list of results).
     assert 'snippet.py:10: error: No overload variant of "run" matches' in errors[1]
     assert 'snippet.py:11: error: Argument 1 has incompatible type "int"' in errors[2]
+    assert 'snippet.py:12: error: No overload variant of "run" matches' in errors[3]

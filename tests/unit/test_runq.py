@@ -628,3 +628,45 @@ def test_steal_queue_conservation_python_threads():
     finally:
         sys.setswitchinterval(old)
     assert sorted(seen) == list(range(n))
+
+
+SHARED_VIEW_IN_GARBAGE = """
+import gc
+from gmploop._runq import SharedStealQueues
+
+class Holder:
+    pass
+
+# Each view is made before its holder: the collector clears garbage in the order it
+# was tracked, so the view's tp_clear runs first, while the holder still holds it.
+shared = SharedStealQueues(2, 8)
+keep = shared.queue(0)          # another view of the same ring, still alive
+view = shared.queue(0)
+h = Holder()
+h.q = view
+h.me = h                        # the view is reachable only from cyclic garbage
+view.push(5)
+view.push(7)
+view = SharedStealQueues(1, 8).queue(0)     # the only reference to its mapping
+lone = Holder()
+lone.q = view
+lone.me = lone
+view.push(9)
+del shared, h, lone, view
+gc.collect()
+print(len(keep), keep.pop(), keep.pop())
+"""
+
+
+def test_shared_view_freed_by_the_collector():
+    """A view of a shared queue that only cyclic garbage holds (a P's loop, freed by
+    a collection) neither frees a pointer into the mapping, nor touches the mapping
+    after it is gone, nor drains the ring that other views (other processes) share:
+    see 'Views and the collector' in _runq.pyx. Run in a child: the bug was a crash."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", SHARED_VIEW_IN_GARBAGE], cwd=root,
+                         capture_output=True, text=True, timeout=8)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "5", "7"]
