@@ -7,7 +7,8 @@ Entry points::
     gmploop.run(main())                                         # like uvloop.run
     asyncio.set_event_loop_policy(gmploop.Policy())              # where policies exist
 
-Many Ps (one per CPU, each a process; see docs/runtime.md)::
+Many Ps (one per CPU, each a process, or a thread where the GIL is off; see
+docs/runtime.md)::
 
     gmploop.run(main, procs=2)              # main: an async def function, run on every P
     asyncio.set_event_loop_policy(gmploop.Policy(procs=2))       # e.g. for web.run_app
@@ -26,7 +27,7 @@ import sys as _sys
 import threading as _threading
 import warnings as _warnings
 
-from . import _dgram, _loop, _pipes, _runtime, _subprocess, _sysmon
+from . import _dgram, _loop, _pipes, _runtime, _subprocess, _sysmon, _threadrt
 from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 from ._stats import LoopStats, RuntimeStats
@@ -106,8 +107,10 @@ def run(main, *, debug=None, procs=None, sysmon=None):
 
     procs: the number of Ps (default: $GMPLOOP_PROCS, else 1; 0 or "auto": one per
     CPU this process may use). With more than one, main must be a callable returning
-    a coroutine: it runs once on every P, each a process pinned to its own CPU (see
-    docs/runtime.md), and run returns the list of their results, in P order.
+    a coroutine: it runs once on every P, each pinned to its own CPU, and run returns
+    the list of their results, in P order. A P is a process, or a thread on a
+    free-threaded build with the GIL off ($GMPLOOP_M=thread|process forces one; see
+    docs/runtime.md).
 
     sysmon: as Loop(sysmon=...).
     """
@@ -115,6 +118,8 @@ def run(main, *, debug=None, procs=None, sysmon=None):
     if procs != 1:
         n = _runtime.resolve_procs(procs)
         if n > 1:
+            if _threadrt.use_threads():
+                return _threadrt.run_threads(main, n, debug, factory)
             return _runtime.run_procs(main, n, debug, factory)
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
@@ -161,6 +166,7 @@ if _policy_base is not None:
                 self._procs_started = True
                 n = _runtime.resolve_procs(self._procs)
                 if n > 1:
+                    _threadrt.check_policy_mode()   # policy mode always forks
                     _runtime.fork_here(n)   # returns in each P; the supervisor exits
             return new_event_loop()
 
