@@ -135,8 +135,9 @@ class GoQueue:
             if self.group is not None:
                 self.group.wake_one(self)
         elif self.group is not None and self.stolen:
-            # A thief whose loot is started: one more look before going idle.
-            self.steal()
+            # A thief whose loot is started: one more look before going idle, after
+            # the loot's first steps (queued before this) have run.
+            self.loop.call_soon(self.steal)
 
     def steal(self):
         """Owner's thread (called through call_soon_threadsafe by a waker): take half
