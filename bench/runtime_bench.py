@@ -2,7 +2,7 @@
 """The runtime's measurements: scaling with procs, and a stuck P.
 
     python bench/runtime_bench.py [--duration 5] [--connections 64] [--repeat 3]
-                                  [--skip-scaling] [--skip-stuck]
+                                  [--skip-scaling] [--skip-stuck] [--threads]
 
 1. Scaling. bench/runtime_server.py with procs=1 and procs=2, each loaded by
    `wrk -t1 -c64 -d5s` (another process) on /cpu (a handler that burns about 200 us
@@ -15,6 +15,12 @@
    Once with the shared listener, once with GMPLOOP_LISTEN=reuseport (one SO_REUSEPORT
    listener per P: the kernel hashes connections to sockets, so about half wait for
    the stuck P).
+
+3. With --threads, on a free-threaded Python with the GIL off (the thread runtime):
+   part 1 with Ps that are threads (GMPLOOP_M=thread), next to CPython's own ceiling
+   on that build: the same app on one plain asyncio loop in one thread, and on two
+   plain asyncio loops in two threads (runtime_server.py --plain-threads; one
+   SO_REUSEPORT listener each). Replaces parts 1 and 2.
 
 Needs aiohttp, and wrk for part 1 (skipped, and said so, without it). Prints a Markdown
 table per part. On a machine whose cores are shared with other work, req/s moves with
@@ -37,9 +43,12 @@ SERVER = os.path.join(HERE, "runtime_server.py")
 
 
 class Server:
-    def __init__(self, procs, listen="shared"):
+    def __init__(self, procs, listen="shared", m=None, plain=0):
         env = {**os.environ, "GMPLOOP_LISTEN": listen}
-        self.proc = subprocess.Popen([sys.executable, SERVER, "--procs", str(procs)],
+        if m is not None:
+            env["GMPLOOP_M"] = m
+        args = ["--plain-threads", str(plain)] if plain else ["--procs", str(procs)]
+        self.proc = subprocess.Popen([sys.executable, SERVER, *args],
                                      env=env, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("READY "):
@@ -72,23 +81,32 @@ def wrk(port, path, duration, connections):
     return float(m.group(1)), out.stdout
 
 
+HANDLERS = (("/cpu", "aiohttp, 200 us CPU per request"), ("/", "aiohttp, hello world"))
+
+
+def best_rates(path, configs, duration, connections, repeat):
+    """{config name: [req/s per run]}; configs: {name: Server kwargs}, run
+    interleaved (every config once per round) so all see the same minutes."""
+    rates = {name: [] for name in configs}
+    for _ in range(repeat):
+        for name, kwargs in configs.items():
+            server = Server(**kwargs)
+            try:
+                wrk(server.port, path, 1, connections)          # warm up
+                rates[name].append(wrk(server.port, path, duration, connections)[0])
+            finally:
+                server.stop()
+    return rates
+
+
 def scaling(duration, connections, repeat):
     if shutil.which("wrk") is None:
         print("scaling: skipped, wrk is not installed\n")
         return
     rows = []
-    for path, name in (("/cpu", "aiohttp, 200 us CPU per request"),
-                       ("/", "aiohttp, hello world")):
-        rates = {1: [], 2: []}
-        for _ in range(repeat):     # interleaved, so both see the same minutes
-            for procs in (1, 2):
-                server = Server(procs)
-                try:
-                    wrk(server.port, path, 1, connections)          # warm up
-                    rates[procs].append(wrk(server.port, path, duration,
-                                            connections)[0])
-                finally:
-                    server.stop()
+    for path, name in HANDLERS:
+        rates = best_rates(path, {1: {"procs": 1}, 2: {"procs": 2}}, duration,
+                           connections, repeat)
         one, two = max(rates[1]), max(rates[2])
         rows.append((name, rates[1], rates[2], two / one))
     print(f"### Scaling: wrk -t1 -c{connections} -d{duration}s, requests/s "
@@ -99,6 +117,33 @@ def scaling(duration, connections, repeat):
         runs1 = " / ".join(f"{r:,.0f}" for r in one)
         runs2 = " / ".join(f"{r:,.0f}" for r in two)
         print(f"| {name} | {runs1} | {runs2} | {ratio:.2f}x |")
+    print()
+
+
+def thread_scaling(duration, connections, repeat):
+    """Part 3: the thread runtime next to plain asyncio threads (see the docstring)."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        print("thread scaling: skipped, this Python runs with the GIL "
+              "(the thread runtime needs a free-threaded build with the GIL off)\n")
+        return
+    if shutil.which("wrk") is None:
+        print("thread scaling: skipped, wrk is not installed\n")
+        return
+    configs = {"gmploop procs=1": {"procs": 1, "m": "thread"},
+               "gmploop procs=2 (threads)": {"procs": 2, "m": "thread"},
+               "asyncio, 1 thread": {"procs": 1, "plain": 1},
+               "asyncio, 2 threads": {"procs": 1, "plain": 2}}
+    print(f"### Thread runtime: wrk -t1 -c{connections} -d{duration}s, requests/s "
+          f"(best of {repeat}; every run listed)\n")
+    print("| handler | " + " | ".join(configs) + " | gmploop 2/1 | asyncio 2/1 |")
+    print("|---|" + "---:|" * (len(configs) + 2))
+    for path, name in HANDLERS:
+        rates = best_rates(path, configs, duration, connections, repeat)
+        best = {k: max(v) for k, v in rates.items()}
+        cells = [" / ".join(f"{r:,.0f}" for r in rates[k]) for k in configs]
+        g = best["gmploop procs=2 (threads)"] / best["gmploop procs=1"]
+        a = best["asyncio, 2 threads"] / best["asyncio, 1 thread"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {g:.2f}x | {a:.2f}x |")
     print()
 
 
@@ -161,10 +206,13 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-stuck", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--threads", action="store_true")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, CPUs {sorted(os.sched_getaffinity(0))}, "
           f"load average {os.getloadavg()[0]:.2f}\n")
-    if not args.skip_scaling:
+    if args.threads:
+        thread_scaling(args.duration, args.connections, args.repeat)
+    elif not args.skip_scaling:
         scaling(args.duration, args.connections, args.repeat)
-    if not args.skip_stuck:
+    if not args.skip_stuck and not args.threads:
         stuck_table()
