@@ -184,11 +184,11 @@ def test_one_listener_bound_once_serves_from_both_ps():
     seen = []
 
     async def handle(reader, writer):
-        await reader.read(10)
-        time.sleep(0.05)        # hold this P, so that the next client goes elsewhere
-        writer.write(f"{_runtime.this_p()}".encode())
-        await writer.drain()
+        if await reader.read(10):
+            time.sleep(0.05)    # hold this P, so that the next client goes elsewhere
+            writer.write(f"{_runtime.this_p()}".encode())
         writer.close()
+        await writer.wait_closed()
 
     async def main():
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
