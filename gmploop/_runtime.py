@@ -11,8 +11,9 @@ every P, the way each worker of a prefork server starts the whole application, s
 library ever sees two callbacks of one loop at once, and no Task moves between loops.
 
 On a build with the GIL a process is the only M that runs Python code in parallel, so
-here an M is a process and owns its P for life. (On free-threaded builds Ps could be
-threads of one process; that mode is future work.)
+here an M is a process and owns its P for life. (On free-threaded builds with the GIL
+off the Ps are threads of one process instead: ``_threadrt.py``, which shares this
+module's listener rules: ``bind_for_key``, ``free_index``, ``issue``.)
 
 Concepts
 --------
