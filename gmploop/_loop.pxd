@@ -21,7 +21,8 @@ cdef class Loop:
     cdef bint _stopping
     cdef bint _debug
     cdef object _thread_id               # threading.get_ident() of the running thread
-    cdef object _owner_ident              # the thread that made or last ran the loop
+    cdef unsigned long _owner_ident       # the thread that made or last ran the loop
+                                          # (a C field: read by any thread, see 'Threads')
     cdef object _inbox                    # deque: handles other threads queued (see
                                           # 'Threads'); append: any thread; pop: owner
     cdef readonly double _clock_resolution

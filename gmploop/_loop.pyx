@@ -49,17 +49,19 @@ Races it must survive
 Threads
 -------
 A loop belongs to one thread, the *owner*: the one that runs it (or, before it first
-runs, the one that made it). ``call_soon_threadsafe`` from the owner is ``call_soon``
-and keeps its FIFO place among the owner's other callbacks, as in asyncio. From any
-other thread the handle goes to ``_inbox``, a ``collections.deque`` (its ``append``
-and ``popleft`` are atomic with the GIL and take the deque's own lock on free-threaded
-builds), and the poller's doorbell is rung after the append; step 2 moves the inbox
-into the run queue before it computes the poll's timeout, so a handle appended before
-the doorbell rang is never left behind a blocking wait. Rejected: letting other
-threads put into the ``RunQueue`` itself, correct only while the GIL makes each
-``put`` atomic with the owner's ``get`` (on a free-threaded build two threads would
-tear the ring); a lock around the ``RunQueue`` (every ``call_soon`` would pay for what
-only other threads need).
+runs, the one that made it). With the GIL, ``call_soon_threadsafe`` from any thread
+puts into the ``RunQueue`` directly: the GIL makes each ``put`` atomic with the owner's
+``get``. On a free-threaded build two threads would tear the ring, so there a handle
+from a thread other than the owner goes to ``_inbox``, a ``collections.deque`` (its
+``append`` and ``popleft`` take the deque's own lock), and the poller's doorbell is
+rung after the append. The owner empties the inbox into the run queue in step 2,
+before it computes the poll's timeout (so a handle appended before the doorbell rang
+is never left behind a blocking wait), and before each of its own ``call_soon``\s, so
+that a handle another thread queued before the owner's ``call_soon`` (ordered by a
+lock, say) still runs first, as asyncio's one deque keeps them (CPython's
+``test_call_soon_threadsafe``). Rejected: a lock around the ``RunQueue`` (every
+``call_soon`` would pay for what only other threads need; the inbox costs the owner a
+length test); the inbox on GIL builds too (it would cost that test for nothing).
 
 Sysmon's thread reads and writes object fields of a running loop (``_current_handle``,
 ``_slow_incident``). With the GIL each access is atomic; without it, a read racing
@@ -90,6 +92,7 @@ cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport ceil, isnan, INFINITY
 from libc.stdint cimport uint32_t
+from cpython.pythread cimport PyThread_get_thread_ident
 
 import asyncio
 import collections
@@ -100,6 +103,7 @@ import os
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import time
 import warnings
@@ -143,6 +147,8 @@ cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableE
 cdef object thread_get_ident = threading.get_ident
 
 cdef bint PY312 = sys.version_info >= (3, 12)
+# A build without the GIL (see 'Threads'): other threads queue through the inbox.
+cdef bint FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 cdef int _n_loops = 0           # loops made in this process: the next one's ordinal
 cdef object _n_loops_lock = threading.Lock()    # loops are made on several threads
 
@@ -275,7 +281,7 @@ cdef class Loop:
         self._closed = False
         self._stopping = False
         self._thread_id = None
-        self._owner_ident = thread_get_ident()
+        self._owner_ident = PyThread_get_thread_ident()
         self._inbox = collections.deque()
         self._clock_resolution = time.get_clock_info('monotonic').resolution
         self.slow_callback_duration = 0.1
@@ -332,7 +338,7 @@ cdef class Loop:
                 timers.note_reaped()
 
         # 2. Poll (after taking in what other threads queued: see 'Threads').
-        if self._inbox:
+        if FREE_THREADED and self._inbox:
             self._take_inbox()
         if ready.size > 0 or self._stopping:
             timeout_ms = 0
@@ -507,7 +513,8 @@ cdef class Loop:
         self._check_running()
         self._set_coroutine_origin_tracking(self._debug)
         old_agen_hooks = sys.get_asyncgen_hooks()
-        self._thread_id = self._owner_ident = thread_get_ident()
+        self._thread_id = thread_get_ident()
+        self._owner_ident = PyThread_get_thread_ident()
         self._run_since = gp_monotonic()
         try:
             if self._monitor is not None:
@@ -614,7 +621,11 @@ cdef class Loop:
     # ------------------------------------------------------------------ Public API: callbacks
 
     cdef Handle _call_soon(self, object callback, object args, object context):
-        cdef Handle h = new_handle(callback, args, context, self)
+        cdef Handle h
+        if FREE_THREADED and self._inbox:
+            # What other threads queued before this call goes first ('Threads').
+            self._take_inbox()
+        h = new_handle(callback, args, context, self)
         if self._debug:
             h._source_traceback = aio_extract_stack(sys._getframe(0))
         # A fresh one-shot handle: the queue alone holds it (see 'Hidden items' in
@@ -636,7 +647,7 @@ cdef class Loop:
         self._check_closed()
         if self._debug:
             self._check_callback(callback, 'call_soon_threadsafe')
-        if thread_get_ident() == self._owner_ident:
+        if not FREE_THREADED or PyThread_get_thread_ident() == self._owner_ident:
             h = self._call_soon(callback, args, context)
         else:
             # Another thread: through the inbox (see 'Threads').
