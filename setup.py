@@ -42,6 +42,10 @@ directives = {
     "wraparound": False,
     "cdivision": True,
     "initializedcheck": DEBUG_BUILD,
+    # Every module says it runs without the GIL, or importing gmploop on a free-threaded
+    # build would turn the GIL back on for the whole process. What makes that true:
+    # 'Threads' in _loop.pyx and 'Free-threaded builds' in _threadrt.py.
+    "freethreading_compatible": True,
 }
 
 setup(

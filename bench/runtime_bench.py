@@ -3,7 +3,7 @@
 
     python bench/runtime_bench.py [--duration 5] [--connections 64] [--repeat 3]
                                   [--skip-scaling] [--skip-stuck] [--skip-gunicorn]
-                                  [--cpu]
+                                  [--cpu] [--threads]
 
 One command, one run, every table: the servers compared are
 
@@ -33,7 +33,13 @@ One command, one run, every table: the servers compared are
    missing from 2x is CPU that the Ps did not get (wrk's share, other work); the
    bound that wrk's share sets is printed under the table.
 
-Needs aiohttp; wrk for parts 1 and 3 (skipped, and said so, without it); gunicorn and uvloop
+4. With --threads, on a free-threaded Python with the GIL off (the thread runtime):
+   part 1 with Ps that are threads (GMPLOOP_M=thread), next to CPython's own ceiling
+   on that build: the same app on one plain asyncio loop in one thread, and on two
+   plain asyncio loops in two threads (runtime_server.py --plain-threads; one
+   SO_REUSEPORT listener each). Replaces parts 1 and 2.
+
+Needs aiohttp; wrk for parts 1, 3 and 4 (skipped, and said so, without it); gunicorn and uvloop
 for the gunicorn rows (left out, and said so, without them). Prints Markdown tables.
 On a machine whose cores are shared with other work, req/s moves with that work; run
 it when the machine is quiet and compare numbers of one run only.
@@ -77,12 +83,15 @@ class _Server:
 class GmploopServer(_Server):
     """bench/runtime_server.py: gmploop.run(main, procs=procs)."""
 
-    def __init__(self, procs, listen="shared"):
+    def __init__(self, procs, listen="shared", m=None, plain=0):
         env = {**os.environ, "GMPLOOP_LISTEN": listen}
+        if m is not None:
+            env["GMPLOOP_M"] = m
+        args = ["--plain-threads", str(plain)] if plain else ["--procs", str(procs)]
         # stderr (sysmon's report of the blocked P, among others) is kept out of the
         # tables, and shown if the server fails to start.
         self.log = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen([sys.executable, SERVER, "--procs", str(procs)],
+        self.proc = subprocess.Popen([sys.executable, SERVER, *args],
                                      env=env, stdout=subprocess.PIPE, stderr=self.log,
                                      text=True)
         line = self.proc.stdout.readline()
@@ -169,6 +178,21 @@ def wrk(port, path, duration, connections):
     return float(m.group(1)), out.stdout
 
 
+def run_rates(path, configs, duration, connections, repeat):
+    """{name: [req/s of each run]} of configs, (name, factory) pairs, run interleaved
+    (every server once per round) so that all see the same minutes."""
+    rates = {name: [] for name, _ in configs}
+    for _ in range(repeat):
+        for name, make in configs:
+            server = make()
+            try:
+                wrk(server.port, path, 1, connections)          # warm up
+                rates[name].append(wrk(server.port, path, duration, connections)[0])
+            finally:
+                server.stop()
+    return rates
+
+
 def scaling(duration, connections, repeat, with_gunicorn):
     if shutil.which("wrk") is None:
         print("scaling: skipped, wrk is not installed\n")
@@ -176,16 +200,7 @@ def scaling(duration, connections, repeat, with_gunicorn):
     configs = servers(with_gunicorn)
     for path, what in (("/cpu", "aiohttp, 200 us CPU per request"),
                        ("/", "aiohttp, hello world")):
-        rates = {name: [] for name, _ in configs}
-        for _ in range(repeat):     # interleaved, so all see the same minutes
-            for name, make in configs:
-                server = make()
-                try:
-                    wrk(server.port, path, 1, connections)          # warm up
-                    rates[name].append(wrk(server.port, path, duration,
-                                           connections)[0])
-                finally:
-                    server.stop()
+        rates = run_rates(path, configs, duration, connections, repeat)
         best = {name: max(runs) for name, runs in rates.items()}
         base = best["gmploop procs=1"]
         print(f"### Scaling, {what} (`GET {path}`): wrk -t1 -c{connections} "
@@ -276,6 +291,35 @@ def cpu_table(duration, connections):
           f"{wrk_cost:.1f})).\n")
 
 
+def thread_scaling(duration, connections, repeat):
+    """Part 4: the thread runtime next to plain asyncio threads (see the docstring)."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        print("thread scaling: skipped, this Python runs with the GIL "
+              "(the thread runtime needs a free-threaded build with the GIL off)\n")
+        return
+    if shutil.which("wrk") is None:
+        print("thread scaling: skipped, wrk is not installed\n")
+        return
+    configs = [("gmploop procs=1", lambda: GmploopServer(1, m="thread")),
+               ("gmploop procs=2 (threads)", lambda: GmploopServer(2, m="thread")),
+               ("asyncio, 1 thread", lambda: GmploopServer(1, plain=1)),
+               ("asyncio, 2 threads", lambda: GmploopServer(1, plain=2))]
+    names = [name for name, _ in configs]
+    print(f"### Thread runtime: wrk -t1 -c{connections} -d{duration}s, requests/s "
+          f"(best of {repeat}; every run listed)\n")
+    print("| handler | " + " | ".join(names) + " | gmploop 2/1 | asyncio 2/1 |")
+    print("|---|" + "---:|" * (len(names) + 2))
+    for path, name in (("/cpu", "aiohttp, 200 us CPU per request"),
+                       ("/", "aiohttp, hello world")):
+        rates = run_rates(path, configs, duration, connections, repeat)
+        best = {k: max(v) for k, v in rates.items()}
+        cells = [" / ".join(f"{r:,.0f}" for r in rates[k]) for k in names]
+        g = best["gmploop procs=2 (threads)"] / best["gmploop procs=1"]
+        a = best["asyncio, 2 threads"] / best["asyncio, 1 thread"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {g:.2f}x | {a:.2f}x |")
+    print()
+
+
 def get(port, path, timeout=10.0):
     t0 = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -341,15 +385,19 @@ if __name__ == "__main__":
     parser.add_argument("--skip-gunicorn", action="store_true")
     parser.add_argument("--cpu", action="store_true",
                         help="also part 3, where the CPU goes")
+    parser.add_argument("--threads", action="store_true",
+                        help="part 4 only: the thread runtime (free-threaded Python)")
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, CPUs {sorted(os.sched_getaffinity(0))}, "
           f"load average {os.getloadavg()[0]:.2f}\n")
     why_not = "--skip-gunicorn" if args.skip_gunicorn else have_gunicorn()
     if why_not:
         print(f"gunicorn+uvloop rows left out: {why_not}\n")
-    if not args.skip_scaling:
+    if args.threads:
+        thread_scaling(args.duration, args.connections, args.repeat)
+    elif not args.skip_scaling:
         scaling(args.duration, args.connections, args.repeat, not why_not)
-    if not args.skip_stuck:
+    if not args.skip_stuck and not args.threads:
         stuck_table(not why_not)
     if args.cpu:
         cpu_table(args.duration, args.connections)

@@ -7,7 +7,8 @@ Entry points::
     gmploop.run(main())                                         # like uvloop.run
     asyncio.set_event_loop_policy(gmploop.Policy())              # where policies exist
 
-Many Ps (one per CPU, each a process; see docs/runtime.md)::
+Many Ps (one per CPU, each a process, or a thread where the GIL is off; see
+docs/runtime.md)::
 
     gmploop.run(main, procs=2)              # main: an async def function, run on every P
     asyncio.set_event_loop_policy(gmploop.Policy(procs=2))       # e.g. for web.run_app
@@ -26,7 +27,7 @@ import sys as _sys
 import threading as _threading
 import warnings as _warnings
 
-from . import _dgram, _loop, _pipes, _runtime, _subprocess, _sysmon
+from . import _dgram, _loop, _pipes, _runtime, _subprocess, _sysmon, _threadrt
 from ._net import NetMixin as _NetMixin
 from ._poller import BACKEND as _BACKEND
 from ._stats import LoopStats, RuntimeStats
@@ -106,8 +107,10 @@ def run(main, *, debug=None, procs=None, sysmon=None, restart=None):
 
     procs: the number of Ps (default: $GMPLOOP_PROCS, else 1; 0 or "auto": one per
     CPU this process may use). With more than one, main must be a callable returning
-    a coroutine: it runs once on every P, each a process pinned to its own CPU (see
-    docs/runtime.md), and run returns the list of their results, in P order.
+    a coroutine: it runs once on every P, each pinned to its own CPU, and run returns
+    the list of their results, in P order. A P is a process, or a thread on a
+    free-threaded build with the GIL off ($GMPLOOP_M=thread|process forces one; see
+    docs/runtime.md).
 
     restart: with more than one P, how many times a P that fails (main raises, the
     P crashes or is killed) is started again within 60 s before the failure ends the
@@ -122,6 +125,9 @@ def run(main, *, debug=None, procs=None, sysmon=None, restart=None):
     if procs != 1:
         n = _runtime.resolve_procs(procs)
         if n > 1:
+            if _threadrt.use_threads():
+                _threadrt.check_restart(_runtime.resolve_restart(restart))
+                return _threadrt.run_threads(main, n, debug, factory)
             return _runtime.run_procs(main, n, debug, factory, restart)
     if callable(main) and not _asyncio.iscoroutine(main):
         main = main()
@@ -174,6 +180,7 @@ if _policy_base is not None:
                 self._procs_started = True
                 n = _runtime.resolve_procs(self._procs)
                 if n > 1:
+                    _threadrt.check_policy_mode()   # policy mode always forks
                     # Returns in each P (and in each P started again after a
                     # failure); the supervisor exits.
                     _runtime.fork_here(n, self._restart)

@@ -21,6 +21,10 @@ cdef class Loop:
     cdef bint _stopping
     cdef bint _debug
     cdef object _thread_id               # threading.get_ident() of the running thread
+    cdef unsigned long _owner_ident       # the thread that made or last ran the loop
+                                          # (a C field: read by any thread, see 'Threads')
+    cdef object _inbox                    # deque: handles other threads queued (see
+                                          # 'Threads'); append: any thread; pop: owner
     cdef readonly double _clock_resolution
     cdef public double slow_callback_duration
     cdef object _current_handle           # the handle being run (None between batches)
@@ -48,6 +52,7 @@ cdef class Loop:
 
     cdef int _run_once(self) except -1
     cdef int _check_closed(self) except -1
+    cdef int _take_inbox(self) except -1
     cdef int _check_thread(self) except -1
     cdef Handle _call_soon(self, object callback, object args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, object args,

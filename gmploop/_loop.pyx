@@ -15,8 +15,7 @@ because every asyncio library depends on it:
    callback queued by one of them runs in the next iteration, after I/O is polled.
 
 Only the owner thread runs these; ``call_soon_threadsafe`` is the one door for other
-threads (with the GIL, a ``RunQueue.put`` is atomic with respect to the owner's
-``get``; then the poller's doorbell is rung so a blocked wait returns).
+threads (see 'Threads' below).
 
 Rejected approaches
 -------------------
@@ -47,6 +46,30 @@ Races it must survive
   turned into queued handles before any callback ran, and ``remove_reader`` cancels the
   queued handle, so the stale callback does not run.
 
+Threads
+-------
+A loop belongs to one thread, the *owner*: the one that runs it (or, before it first
+runs, the one that made it). With the GIL, ``call_soon_threadsafe`` from any thread
+puts into the ``RunQueue`` directly: the GIL makes each ``put`` atomic with the owner's
+``get``. On a free-threaded build two threads would tear the ring, so there a handle
+from a thread other than the owner goes to ``_inbox``, a ``collections.deque`` (its
+``append`` and ``popleft`` take the deque's own lock), and the poller's doorbell is
+rung after the append. The owner empties the inbox into the run queue in step 2,
+before it computes the poll's timeout (so a handle appended before the doorbell rang
+is never left behind a blocking wait), and before each of its own ``call_soon``\s, so
+that a handle another thread queued before the owner's ``call_soon`` (ordered by a
+lock, say) still runs first, as asyncio's one deque keeps them (CPython's
+``test_call_soon_threadsafe``). Rejected: a lock around the ``RunQueue`` (every
+``call_soon`` would pay for what only other threads need; the inbox costs the owner a
+length test); the inbox on GIL builds too (it would cost that test for nothing).
+
+Sysmon's thread reads and writes object fields of a running loop (``_current_handle``,
+``_slow_incident``). With the GIL each access is atomic; without it, a read racing
+with the owner's replacement of the field could take a reference to an object the
+replacement has just freed. Both sides therefore touch those fields inside
+``cython.critical_section(self)`` (nothing on a GIL build; one uncontended lock on a
+free-threaded one, and only while the loop is observed).
+
 Observability
 -------------
 The loop publishes what sysmon (``_sysmon.py``) and ``stats()`` read, at no cost per
@@ -69,8 +92,10 @@ cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport ceil, isnan, INFINITY
 from libc.stdint cimport uint32_t
+from cpython.pythread cimport PyThread_get_thread_ident
 
 import asyncio
+import collections
 import concurrent.futures
 import errno
 import functools
@@ -78,6 +103,7 @@ import os
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import time
 import warnings
@@ -121,7 +147,10 @@ cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableE
 cdef object thread_get_ident = threading.get_ident
 
 cdef bint PY312 = sys.version_info >= (3, 12)
+# A build without the GIL (see 'Threads'): other threads queue through the inbox.
+cdef bint FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 cdef int _n_loops = 0           # loops made in this process: the next one's ordinal
+cdef object _n_loops_lock = threading.Lock()    # loops are made on several threads
 
 cdef enum:
     # asyncio's MAXIMUM_SELECT_TIMEOUT: the poller never sleeps longer than a day, so a
@@ -252,6 +281,8 @@ cdef class Loop:
         self._closed = False
         self._stopping = False
         self._thread_id = None
+        self._owner_ident = PyThread_get_thread_ident()
+        self._inbox = collections.deque()
         self._clock_resolution = time.get_clock_info('monotonic').resolution
         self.slow_callback_duration = 0.1
         self._exception_handler = None
@@ -265,8 +296,9 @@ cdef class Loop:
         self.set_debug(_is_debug_mode())
         self._observed = True
         self.sysmon_threshold = _config.sysmon_threshold(sysmon)
-        self._p_index = _n_loops
-        _n_loops += 1
+        with _n_loops_lock:
+            self._p_index = _n_loops
+            _n_loops += 1
 
     def __repr__(self):
         return (f'<{type(self).__name__} running={self.is_running()} '
@@ -305,7 +337,9 @@ cdef class Loop:
                 th._scheduled = False
                 timers.note_reaped()
 
-        # 2. Poll.
+        # 2. Poll (after taking in what other threads queued: see 'Threads').
+        if FREE_THREADED and self._inbox:
+            self._take_inbox()
         if ready.size > 0 or self._stopping:
             timeout_ms = 0
         elif timers.size > 0:
@@ -385,7 +419,8 @@ cdef class Loop:
                 continue
             self._n_callbacks += 1
             if observed:
-                self._current_handle = h
+                with cython.critical_section(self):
+                    self._current_handle = h
             if self._debug:
                 self._run_handle_debug(h)
             else:
@@ -393,22 +428,36 @@ cdef class Loop:
             if self._slow_seq:
                 self._slow_callback_ended()
         if observed:
-            self._current_handle = None
+            with cython.critical_section(self):
+                self._current_handle = None
         return 0
+
+    cdef int _take_inbox(self) except -1:
+        """Owner P only: move the handles other threads queued to the run queue."""
+        inbox = self._inbox
+        while True:
+            try:
+                h = inbox.popleft()
+            except IndexError:
+                return 0
+            # A fresh handle that only the inbox held: hidden, as _call_soon's.
+            self.ready.put_hidden(h)
 
     cdef int _slow_callback_ended(self) except -1:
         """Owner P only: the callback sysmon flagged has returned (or raised out of the
         loop); sysmon closes the incident, on this thread."""
-        incident = self._slow_incident
-        self._slow_seq = 0
-        self._slow_incident = None
+        with cython.critical_section(self):
+            incident = self._slow_incident
+            self._slow_seq = 0
+            self._slow_incident = None
         if self._monitor is not None and incident is not None:
             self._monitor.callback_ended(self, incident, gp_monotonic())
         return 0
 
     cdef int _run_handle_debug(self, Handle h) except -1:
         cdef double t0, dt
-        self._current_handle = h
+        with cython.critical_section(self):
+            self._current_handle = h
         try:
             t0 = gp_monotonic()
             h.run()
@@ -421,7 +470,8 @@ cdef class Loop:
                     # waits for it, go to gmploop's logger.
                     _introspect.log_call_graph(task)
         finally:
-            self._current_handle = None
+            with cython.critical_section(self):
+                self._current_handle = None
         return 0
 
     # ------------------------------------------------------------------ checks
@@ -464,6 +514,7 @@ cdef class Loop:
         self._set_coroutine_origin_tracking(self._debug)
         old_agen_hooks = sys.get_asyncgen_hooks()
         self._thread_id = thread_get_ident()
+        self._owner_ident = PyThread_get_thread_ident()
         self._run_since = gp_monotonic()
         try:
             if self._monitor is not None:
@@ -484,7 +535,8 @@ cdef class Loop:
                 self._poll_time += now - self._poll_since
                 self._poll_since = 0.0
             self._run_time += now - self._run_since
-            self._current_handle = None
+            with cython.critical_section(self):
+                self._current_handle = None
             if self._slow_seq:              # the slow callback raised out of the loop
                 self._slow_callback_ended()
             self._stopping = False
@@ -540,6 +592,7 @@ cdef class Loop:
             _logger().debug("Close %r", self)
         self._closed = True
         self.ready.clear()
+        self._inbox.clear()
         self.timers.clear()
         self._executor_shutdown_called = True
         executor = self._default_executor
@@ -568,7 +621,11 @@ cdef class Loop:
     # ------------------------------------------------------------------ Public API: callbacks
 
     cdef Handle _call_soon(self, object callback, object args, object context):
-        cdef Handle h = new_handle(callback, args, context, self)
+        cdef Handle h
+        if FREE_THREADED and self._inbox:
+            # What other threads queued before this call goes first ('Threads').
+            self._take_inbox()
+        h = new_handle(callback, args, context, self)
         if self._debug:
             h._source_traceback = aio_extract_stack(sys._getframe(0))
         # A fresh one-shot handle: the queue alone holds it (see 'Hidden items' in
@@ -590,7 +647,14 @@ cdef class Loop:
         self._check_closed()
         if self._debug:
             self._check_callback(callback, 'call_soon_threadsafe')
-        h = self._call_soon(callback, args, context)
+        if not FREE_THREADED or PyThread_get_thread_ident() == self._owner_ident:
+            h = self._call_soon(callback, args, context)
+        else:
+            # Another thread: through the inbox (see 'Threads').
+            h = new_handle(callback, args, context, self)
+            if self._debug:
+                h._source_traceback = aio_extract_stack(sys._getframe(0))
+            self._inbox.append(h)
         self.poller.wakeup()
         return h
 
@@ -1410,9 +1474,11 @@ cdef class Loop:
             state = 'poll' if self._state == LOOP_POLLING else 'run'
         if self._poll_since != 0.0:
             poll_time += now - self._poll_since
-        if self._slow_seq and self._slow_incident is not None:
+        with cython.critical_section(self):
+            incident = self._slow_incident
+        if self._slow_seq and incident is not None:
             state = 'blocked'
-            blocked_for = now - self._slow_incident.since
+            blocked_for = now - incident.since
         return LoopStats(
             p=self._p_index, pid=os.getpid(), time=now, state=state,
             iterations=self._n_iterations, callbacks=self._n_callbacks,
@@ -1431,18 +1497,21 @@ cdef class Loop:
 
     def _sysmon_peek(self):
         """(state, callbacks counted, the current handle, threshold in seconds)."""
-        return (<int>self._state, self._n_callbacks, self._current_handle,
+        with cython.critical_section(self):
+            handle = self._current_handle
+        return (<int>self._state, self._n_callbacks, handle,
                 self.sysmon_threshold if self._observed else 0.0)
 
     def _sysmon_claim(self, unsigned long long seq, incident):
         """Flag callback number seq as slow, if it is still the one running and not
         flagged already; True if it was."""
-        if (self._state != LOOP_RUNNING or self._n_callbacks != seq or
-                self._slow_seq != 0 or seq == 0):
-            return False
-        self._slow_seq = seq
-        self._slow_incident = incident
-        self._n_slow += 1
+        with cython.critical_section(self):
+            if (self._state != LOOP_RUNNING or self._n_callbacks != seq or
+                    self._slow_seq != 0 or seq == 0):
+                return False
+            self._slow_seq = seq
+            self._slow_incident = incident
+            self._n_slow += 1
         return True
 
 

@@ -119,6 +119,26 @@ concurrently from Python threads; the test harness (``_stress_owner``,
 so that threads really race on two cores (``tests/unit/test_runq.py``,
 ``test_steal_queue_conservation_nogil``).
 
+Threads and the collector
+-------------------------
+On a free-threaded build the owner and a thief of an object queue are two threads
+running at once (``gmploop/_threadrt.py``); nothing in the C core changes, because it
+never relied on the GIL. What the threads add:
+
+* References: an item's reference is taken by the owner's ``put`` and released by
+  whichever thread ends up with it; CPython's biased reference counting lets any
+  thread release a reference another created (the object's shared count takes it).
+* Visibility: the thief reads an item only after its acquire load of ``tail``, which
+  pairs with the owner's release store in ``put``, so the object's fields written
+  before ``put`` are visible to the thief (the same edge the slot itself needs).
+* The cycle collector stops the world, but only threads attached to the interpreter;
+  a thread inside ``with nogil`` keeps running. A steal that ran detached could move
+  items between the collector's walk of the victim and its walk of the thief, and the
+  collector would count the same reference twice (and could free a live object).
+  So an object queue's steal runs attached (it is a few loads and one CAS); only the
+  raw queues of the harness and of the process runtime, which hold no references,
+  steal without the interpreter.
+
 Races
 -----
 With the GIL, ``put`` from ``call_soon_threadsafe`` on another thread cannot interleave
@@ -344,7 +364,12 @@ cdef class StealQueue:
             raise TypeError("cannot steal between a raw and an object StealQueue")
         if dst is self:
             raise ValueError("a queue cannot steal from itself")
-        with nogil:
+        if self.raw:
+            with nogil:
+                n = gp_stealq_steal_half_into(self.q, dst.q)
+        else:
+            # Object items: stay attached to the interpreter (see 'Threads and the
+            # collector' above).
             n = gp_stealq_steal_half_into(self.q, dst.q)
         self.steals += n
         return n

@@ -11,8 +11,9 @@ every P, the way each worker of a prefork server starts the whole application, s
 library ever sees two callbacks of one loop at once, and no Task moves between loops.
 
 On a build with the GIL a process is the only M that runs Python code in parallel, so
-here an M is a process and owns its P for life. (On free-threaded builds Ps could be
-threads of one process; that mode is future work.)
+here an M is a process and owns its P for life. (On free-threaded builds with the GIL
+off the Ps are threads of one process instead: ``_threadrt.py``, which shares this
+module's listener rules: ``bind_for_key``, ``free_index``, ``issue``.)
 
 Concepts
 --------
@@ -307,8 +308,9 @@ def resolve_restart(restart):
     return restart
 
 
-def run_procs(main, procs, debug, loop_factory, restart=None):
-    """Run main() on procs Ps (procs > 1); see the module essay."""
+def check_run_args(main, procs):
+    """What run(main, procs=N) needs whatever an M is: a callable main (it runs once
+    on every P), no running loop here, the main thread (the one signals reach)."""
     if asyncio.iscoroutine(main) or not callable(main):
         if asyncio.iscoroutine(main):
             main.close()    # it will never run: no "never awaited" warning
@@ -320,6 +322,11 @@ def run_procs(main, procs, debug, loop_factory, restart=None):
         raise RuntimeError("gmploop.run() cannot be called from a running event loop")
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("gmploop.run(procs=N) must be called from the main thread")
+
+
+def run_procs(main, procs, debug, loop_factory, restart=None):
+    """Run main() on procs Ps (procs > 1); see the module essay."""
+    check_run_args(main, procs)
     if not hasattr(os, "fork"):
         raise RuntimeError("gmploop.run(procs=N) needs os.fork")
     return Supervisor(procs, listen_mode(), resolve_restart(restart)).run(
@@ -677,35 +684,7 @@ class Supervisor:
         _send(p.sock, ("ok", mode, self.listener_ids.index(sock)), [sock.fileno()])
 
     def _bind(self, key):
-        """A new listener for key: ("tcp", family, type, proto, address, options...)
-        or ("unix", path)."""
-        if key[0] == "unix":
-            sock = _net.bound_unix_listener(key[1])
-            bound = sock.getsockname()
-            if _net._is_filesystem_path(bound):
-                self.unix_files.append((bound, os.stat(bound).st_ino))
-            return sock
-        _, family, type_, proto, address, reuse_address, reuse_port, keep_alive = key
-        try:
-            return _net.bound_listener(family, type_, proto, address, reuse_address,
-                                       reuse_port or self.mode == "reuseport",
-                                       keep_alive)
-        except OSError as exc:
-            # The address may be one we hold already, under another key: a port
-            # first asked for as port 0, then by its number.
-            sock = self._bound_to(family, type_, address)
-            if exc.errno != errno.EADDRINUSE or sock is None:
-                raise
-            return sock
-
-    def _bound_to(self, family, type_, address):
-        """A listener this supervisor holds bound to exactly address, or None."""
-        for socks in self.listeners.values():
-            for sock in socks:
-                if sock.family == family and sock.type == type_ and \
-                        sock.getsockname()[:2] == tuple(address[:2]):
-                    return sock
-        return None
+        return bind_for_key(key, self.mode, self.listeners, self.unix_files)
 
     def _reap(self):
         for p in self.ps:
@@ -859,6 +838,69 @@ class Supervisor:
         return how
 
 
+def bind_for_key(key, mode, listeners, unix_files):
+    """A new listener for key: ("tcp", family, type, proto, address, options...) or
+    ("unix", path). listeners: key -> [sockets] already held (a port first asked for
+    as port 0, then by its number, is one of them); a Unix socket's file goes on
+    unix_files as (path, inode), to be removed when the runtime ends."""
+    if key[0] == "unix":
+        sock = _net.bound_unix_listener(key[1])
+        bound = sock.getsockname()
+        if _net._is_filesystem_path(bound):
+            unix_files.append((bound, os.stat(bound).st_ino))
+        return sock
+    _, family, type_, proto, address, reuse_address, reuse_port, keep_alive = key
+    try:
+        return _net.bound_listener(family, type_, proto, address, reuse_address,
+                                   reuse_port or mode == "reuseport", keep_alive)
+    except OSError as exc:
+        sock = _bound_to(listeners, family, type_, address)
+        if exc.errno != errno.EADDRINUSE or sock is None:
+            raise
+        return sock
+
+
+def _bound_to(listeners, family, type_, address):
+    """A listener held in listeners bound to exactly address, or None."""
+    for socks in listeners.values():
+        for sock in socks:
+            if sock.family == family and sock.type == type_ and \
+                    sock.getsockname()[:2] == tuple(address[:2]):
+                return sock
+    return None
+
+
+def listener_key(family, type_, proto, address, reuse_address, reuse_port, keep_alive):
+    """The key under which Ps share create_server's socket for one address."""
+    return ("tcp", family, type_, proto, address, bool(reuse_address),
+            bool(reuse_port), bool(keep_alive))
+
+
+def free_index(issued):
+    """The n-th server a P has open at once for one key gets the n-th socket: the
+    first one this P has closed is reused (a server closed and opened again on a fixed
+    port gets its socket back), else a new one."""
+    return next((i for i, s in enumerate(issued) if s.fileno() < 0), len(issued))
+
+
+def issue(issued, index, sock):
+    """Record sock as the socket a P holds for index (see free_index)."""
+    if index < len(issued):
+        issued[index] = sock
+    else:
+        issued.append(sock)
+
+
+def reuseport_listener(key, placeholder_fd):
+    """GMPLOOP_LISTEN=reuseport: the P's own listener at the address of the runtime's
+    placeholder (which only holds the port); placeholder_fd is closed."""
+    _, family, type_, proto, _address, reuse_address, _, keep_alive = key
+    with socket.socket(fileno=placeholder_fd) as placeholder:
+        where = placeholder.getsockname()
+    return _net.bound_listener(family, type_, proto, where, reuse_address, True,
+                               keep_alive)
+
+
 def _note_signal(signum, frame):
     """Supervisor's handler: nothing; the signal number reaches the wakeup socket."""
 
@@ -899,9 +941,8 @@ class ListenerClient:
     def bound_listener(self, family, type_, proto, address, reuse_address, reuse_port,
                        keep_alive):
         """create_server's socket for one address (see _net.bound_listener)."""
-        key = ("tcp", family, type_, proto, address, bool(reuse_address),
-               bool(reuse_port), bool(keep_alive))
-        return self._request(key)
+        return self._request(listener_key(family, type_, proto, address, reuse_address,
+                                          reuse_port, keep_alive))
 
     def bound_unix_listener(self, path):
         """create_unix_server's socket (see _net.bound_unix_listener). The supervisor
@@ -909,11 +950,8 @@ class ListenerClient:
         return self._request(("unix", path))
 
     def _request(self, key):
-        # The n-th server open at once for key gets the n-th socket: the first one
-        # this P has closed is reused (a server closed and opened again on a fixed
-        # port gets its socket back), else a new one.
         issued = self.issued.setdefault(key, [])
-        index = next((i for i, s in enumerate(issued) if s.fileno() < 0), len(issued))
+        index = free_index(issued)
         _send(self.sock, ("listen", key, index))
         while True:
             data, fds = _recv_with_fds(self.sock)
@@ -933,27 +971,16 @@ class ListenerClient:
             raise (ValueError if reply[1] == "ValueError" else RuntimeError)(reply[2])
         if reply[1] == "reuseport":
             # The supervisor's socket only holds the port: bind one of our own there.
-            _, family, type_, proto, _address, reuse_address, _, keep_alive = key
-            with socket.socket(fileno=fds[0]) as placeholder:
-                where = placeholder.getsockname()
-            sock = _net.bound_listener(family, type_, proto, where, reuse_address,
-                                       True, keep_alive)
-            self._issue(issued, index, sock)
+            sock = reuseport_listener(key, fds[0])
+            issue(issued, index, sock)
             return sock
         sock = SharedListenerSocket(fileno=fds[0])
-        self._issue(issued, index, sock)
+        issue(issued, index, sock)
         sock._gmploop_listener_id = reply[2]
         sock._gmploop_handoff = self.handoff
         if self.handoff is not None:
             self._watch(asyncio.get_running_loop())
         return sock
-
-    @staticmethod
-    def _issue(issued, index, sock):
-        if index < len(issued):
-            issued[index] = sock
-        else:
-            issued.append(sock)
 
     def _watch(self, loop):
         if self.watched is loop:
@@ -1160,11 +1187,15 @@ def _hand_back(sock):
         _handoff.hand_back(sock)
     except BaseException:
         pass
+# The thread runtime (_threadrt.py): a P's index, per thread (thread_p.index).
+thread_p = threading.local()
 
 
 def this_p():
     """In a P of the runtime: its index, 0 to N-1; None elsewhere."""
-    return _this_p
+    if _this_p is not None:
+        return _this_p
+    return getattr(thread_p, "index", None)
 
 
 def _on_sigterm(signum, frame):

@@ -66,7 +66,9 @@ def say(line):
 
 
 def me():
-    return int(os.environ["GMPLOOP_P"])
+    # GMPLOOP_P is set in a P that is a process; this_p() says it in a thread too.
+    from gmploop import _runtime
+    return _runtime.this_p()
 
 
 async def handle(reader, writer):

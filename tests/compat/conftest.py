@@ -25,12 +25,16 @@ import logging
 import os
 import signal
 import sys
+import sysconfig
 import threading
 import warnings
 
 import pytest
 
-LOOP_IDS = ("asyncio", "uvloop", "gmploop")
+# uvloop is the second reference where it exists; it has no build for free-threaded
+# CPython (3.13t), where the tests compare gmploop with asyncio alone.
+LOOP_IDS = (("asyncio", "gmploop") if sysconfig.get_config_var("Py_GIL_DISABLED")
+            else ("asyncio", "uvloop", "gmploop"))
 
 # Applied to every compat test that has no timeout of its own: each test is expected to
 # finish in well under a second; this only bounds a loop that hangs.
