@@ -47,6 +47,24 @@ Races it must survive
   turned into queued handles before any callback ran, and ``remove_reader`` cancels the
   queued handle, so the stale callback does not run.
 
+Polls that cannot report anything
+---------------------------------
+Step 2 is a system call even when it may not block, and a loop whose callbacks queue
+more callbacks (a chain of ``call_soon``, a task that awaits ``sleep(0)``, futures
+passed between tasks) makes one per iteration: in the ``call_soon_chain`` benchmark
+that call was half the time per callback. When no fd is registered with the poller
+but its doorbell, a poll that may not block has nothing to report: the doorbell
+matters only to a wait that blocks (``call_soon_threadsafe`` has queued its handle
+before it rings), and it stays rung for the next one, which then returns at once and
+drains it. So that poll is skipped, and the only other thing it did, noticing a signal
+(EINTR), is done by ``PyErr_CheckSignals``: a chain of callbacks that run no Python
+frame (where the interpreter would check) still stops on Ctrl-C. Any registered fd (a
+socket, ``add_reader``, the signal socket of ``add_signal_handler``) brings the poll
+back on every iteration, so I/O is never left waiting behind ready callbacks, as
+asyncio promises. Rejected: polling every N iterations while callbacks are ready (as
+some loops do): a busy loop would then run dozens of callbacks before a reader whose
+data arrived in the first, which asyncio code does not expect.
+
 Observability
 -------------
 The loop publishes what sysmon (``_sysmon.py``) and ``stats()`` read, at no cost per
@@ -66,6 +84,7 @@ incident back to sysmon to close (``_slow_callback_ended``), on the loop's own t
 """
 
 cimport cython
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport ceil, isnan, INFINITY
 from libc.stdint cimport uint32_t
@@ -322,7 +341,12 @@ cdef class Loop:
             timeout_ms = -1
         if timeout_ms == 0:
             now = 0.0
-            n = self.poller.wait(0)
+            if self.poller.registered:
+                n = self.poller.wait(0)
+            else:
+                # Nothing to report: see 'Polls that cannot report anything' above.
+                n = 0
+                PyErr_CheckSignals()
         else:
             # A wait (see 'Observability'): timed when observed, by readings that
             # serve the timers too.
