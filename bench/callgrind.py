@@ -86,10 +86,18 @@ def _instructions(loop_name, test_name, scale, out_file):
 
 def _functions(out_file):
     """{function: inclusive-of-nothing (self) instructions} from a callgrind output."""
-    ann = subprocess.run(["callgrind_annotate", "--threshold=100", out_file],
+    ann = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no",
+                          "--inclusive=no", out_file],
                          capture_output=True, text=True, check=True).stdout
     counts = {}
-    for line in ann.splitlines():
+    lines = ann.splitlines()
+    # The per-function table follows the header line naming file:function.
+    start = next((i for i, line in enumerate(lines) if "file:function" in line), None)
+    if start is None:
+        return counts
+    for line in lines[start + 2:]:
+        if line.startswith("-----"):
+            break
         m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*)$", line)
         if m and "PROGRAM TOTALS" not in line:
             name = re.sub(r" \[.*\]$", "", m.group(2))
