@@ -9,7 +9,10 @@ cdef class Handle:
     """
     cdef object callback
     cdef object args                 # tuple, or None when cancelled/finished
-    cdef object context              # contextvars.Context the callback runs in
+    cdef object context              # contextvars.Context the callback runs in, or None
+                                     # while the handle holds only _vars
+    cdef object _vars                # the captured variables (a Context's mapping) when
+                                     # context is None ('Contexts without copies')
     cdef object loop
     cdef bint _cancelled
     cdef object _repr                # repr frozen at cancel in debug mode
@@ -17,6 +20,9 @@ cdef class Handle:
     cdef object __weakref__
 
     cdef int run(self) except -1
+    cdef int _run_in(self, object callback, object args, Py_ssize_t nargs,
+                     object context) except -1
+    cdef object _own_context(self)
 
 
 cdef class TimerHandle(Handle):
