@@ -273,11 +273,12 @@ def report_scaling(benches, out):
     loops = sorted({lp for r in rows.values() for lp in r}, key=loop_sort_key)
     out.write("### Cost that grows only with work\n\n")
     out.write(
-        "Each cell: the loop's figure without the idle state, then with it, and with / "
+        "Each cell: the loop's figures without the idle state and with it, then with / "
         "without (the target: within 10% of 1x).  Idle connections: server CPU per "
-        "request, without = the mean of a window before the idle connections were opened "
-        "and one after they were closed.  Pending timers: time per call_soon, medians of "
-        "alternating rounds on two loops.\n\n")
+        "request in three windows, before the idle connections were opened, with them, "
+        "and after they were closed; without = the mean of before and after.  Pending "
+        "timers: time per call_soon without and with, medians of alternating rounds on "
+        "two loops.\n\n")
     out.write("| benchmark | " + " | ".join(loops) + " |\n")
     out.write("|---|" + "---:|" * len(loops) + "\n")
     for label in sorted(rows):
@@ -287,8 +288,11 @@ def report_scaling(benches, out):
             if info is None:
                 cells.append("–")
                 continue
-            cell = (f"{fmt_time(info['without_us'] * 1e-6)} → {fmt_time(info['with_us'] * 1e-6)}"
-                    f" (**{info['ratio']:.2f}x**)")
+            if "before_us" in info:
+                steps = (info["before_us"], info["with_us"], info["after_us"])
+            else:
+                steps = (info["without_us"], info["with_us"])
+            cell = " → ".join(fmt_time(v * 1e-6) for v in steps) + f" (**{info['ratio']:.2f}x**)"
             if info.get("stuck_conns"):
                 cell += f" ‡{info['stuck_conns']}"
             cells.append(cell)
