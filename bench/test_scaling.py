@@ -36,7 +36,6 @@ Both scale with GMPLOOP_BENCH_SCALE (sizes, windows) like the other suites; at t
 smoke scale (0.01) they open 100 idle connections and 10,000 timers, and say nothing
 about speed.  compare.py prints them as one table (suite "scaling" in extra_info).
 """
-import asyncio
 import gc
 import itertools
 import os
