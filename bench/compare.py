@@ -13,6 +13,13 @@ The network benchmarks (test_network.py, marked suite=network in extra_info) are
 as one table instead: a row per benchmark, each loop's requests per second and server CPU
 per request, the C reference server's figures for the same load, and the ratios of each
 loop's CPU per request to the baseline's.
+
+The scaling benchmarks (test_scaling.py, suite=scaling) compare each loop with itself: a
+row per benchmark, each loop's figure without and with the idle state (10,000 idle
+connections, 1M pending timers) and their ratio, which is the target (near 1x: the cost
+does not grow with what the loop holds).  The memory benchmarks (test_memory.py,
+suite=memory) print bytes per idle connection and per idle task, and each peer's figure
+over the baseline's (above 1x, the baseline uses less).
 """
 import argparse
 import json
@@ -62,8 +69,12 @@ def header(data, path):
     return f"`{path}`: {py}, {cpu}, commit {commit}, {data.get('datetime', '?')}"
 
 
+def suite_of(bench):
+    return (bench.get("extra_info") or {}).get("suite")
+
+
 def is_network(bench):
-    return (bench.get("extra_info") or {}).get("suite") == "network"
+    return suite_of(bench) == "network"
 
 
 def report(data, path, baseline_wanted, out):
@@ -72,12 +83,18 @@ def report(data, path, baseline_wanted, out):
     if not benches:
         out.write("No benchmarks in this file.\n\n")
         return
-    plain = [b for b in benches if not is_network(b)]
+    plain = [b for b in benches if suite_of(b) not in ("network", "scaling", "memory")]
     network = [b for b in benches if is_network(b)]
+    scaling = [b for b in benches if suite_of(b) == "scaling"]
+    memory = [b for b in benches if suite_of(b) == "memory"]
     if plain:
         report_timed(plain, baseline_wanted, out)
     if network:
         report_network(network, baseline_wanted, out)
+    if scaling:
+        report_scaling(scaling, out)
+    if memory:
+        report_memory(memory, baseline_wanted, out)
 
 
 def choose_baseline(loops_present, wanted, out):
@@ -226,6 +243,93 @@ def report_network(benches, baseline_wanted, out):
             else:
                 cells.append(f"{other['cpu_us_per_req'] / base['cpu_us_per_req']:.2f}x")
         label = f"{protocol} {kind}" + (f" {fmt_size(size)}" if size else "")
+        out.write(f"| {label} | " + " | ".join(cells) + " |\n")
+    out.write("\n")
+
+
+# The scaling and memory tables.
+
+
+def fmt_bytes(n):
+    if abs(n) >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    if abs(n) >= 10 << 10:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n:.0f} B"
+
+
+def scaling_label(info):
+    if "idle" in info:
+        return f"{info['kind']}, {info['size'] // 1024} KiB echo, {info['conns']} active, " \
+               f"{info['idle']:,} idle"
+    return f"{info['kind']} ({info.get('pending', 0):,} pending, n = {info.get('n', 0):,})"
+
+
+def report_scaling(benches, out):
+    rows = defaultdict(dict)
+    for bench in benches:
+        info = bench["extra_info"]
+        rows[scaling_label(info)][info["loop"]] = info
+    loops = sorted({lp for r in rows.values() for lp in r}, key=loop_sort_key)
+    out.write("### Cost that grows only with work\n\n")
+    out.write(
+        "Each cell: the loop's figures without the idle state and with it, then with / "
+        "without (the target: within 10% of 1x).  Idle connections: server CPU per "
+        "request in three windows, before the idle connections were opened, with them, "
+        "and after they were closed; without = the mean of before and after.  Pending "
+        "timers: time per call_soon without and with, medians of alternating rounds on "
+        "two loops.\n\n")
+    out.write("| benchmark | " + " | ".join(loops) + " |\n")
+    out.write("|---|" + "---:|" * len(loops) + "\n")
+    for label in sorted(rows):
+        cells = []
+        for lp in loops:
+            info = rows[label].get(lp)
+            if info is None:
+                cells.append("–")
+                continue
+            if "before_us" in info:
+                steps = (info["before_us"], info["with_us"], info["after_us"])
+            else:
+                steps = (info["without_us"], info["with_us"])
+            cell = " → ".join(fmt_time(v * 1e-6) for v in steps) + f" (**{info['ratio']:.2f}x**)"
+            if info.get("stuck_conns"):
+                cell += f" ‡{info['stuck_conns']}"
+            cells.append(cell)
+        out.write(f"| {label} | " + " | ".join(cells) + " |\n")
+    if any(i.get("stuck_conns") for r in rows.values() for i in r.values()):
+        out.write("\n‡N: N of the load generator's closed connections were never closed by "
+                  "the server (its handlers never saw the end of the stream).\n")
+    out.write("\n")
+
+
+def report_memory(benches, baseline_wanted, out):
+    rows = defaultdict(dict)
+    for bench in benches:
+        info = bench["extra_info"]
+        label = f"{info['kind']} ({info['measure']}, n = {info['n']:,})"
+        rows[label][info["loop"]] = info
+    loops = sorted({lp for r in rows.values() for lp in r}, key=loop_sort_key)
+    out.write("### Memory per idle connection and per idle task\n\n")
+    baseline = choose_baseline(set(loops), baseline_wanted, out) if loops else None
+    peers = [lp for lp in loops if lp != baseline]
+    out.write(
+        f"Each cell: the growth of the process's memory over the number of idle objects, "
+        f"measured in a fresh process per loop.  X/{baseline}: X's figure over "
+        f"{baseline}'s; above 1x, {baseline} uses less.\n\n")
+    cols = loops + [f"{p}/{baseline}" for p in peers]
+    out.write("| benchmark | " + " | ".join(cols) + " |\n")
+    out.write("|---|" + "---:|" * len(cols) + "\n")
+    for label in sorted(rows):
+        by_loop = rows[label]
+        cells = [fmt_bytes(by_loop[lp]["per_unit"]) if lp in by_loop else "–" for lp in loops]
+        base = by_loop.get(baseline)
+        for p in peers:
+            other = by_loop.get(p)
+            if base is None or other is None or base["per_unit"] <= 0:
+                cells.append("–")
+            else:
+                cells.append(f"{other['per_unit'] / base['per_unit']:.2f}x")
         out.write(f"| {label} | " + " | ".join(cells) + " |\n")
     out.write("\n")
 

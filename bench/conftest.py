@@ -115,3 +115,9 @@ def loop(loop_name, benchmark):
         if not lp.is_closed():
             lp.run_until_complete(lp.shutdown_asyncgens())
             lp.close()
+
+
+@pytest.fixture(scope="session")
+def c_programs():
+    """The C programs built so far in this session, by stem (test_network.c_program)."""
+    return {}

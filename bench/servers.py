@@ -17,19 +17,25 @@ The process speaks a small line protocol on stdout, the same as the C servers in
 
     READY <port>          listening (port 0 asks the kernel for a free one)
     {"event": "mark", ...}  on SIGUSR1: the process's CPU time so far and what it served
+    {"event": "memory", ...}  on SIGUSR2: the same after a full gc.collect(), for RSS
     {"event": "stop", ...}  on SIGTERM: the same, then the process exits
 
 A report holds utime and stime (seconds, getrusage of the whole process), bytes (echo
-payload bytes received), requests (HTTP requests answered) and errors (exceptions the loop
-reported to its exception handler).  The harness brackets its load between two marks and
+payload bytes received), requests (HTTP requests answered), conns (connections open now:
+the echo servers count them in their handlers, aiohttp's server keeps its own list;
+httptools reports 0),
+rss (the resident set now, from /proc/self/statm; 0 where there is none) and errors
+(exceptions the loop reported to its exception handler).  The SIGUSR1 mark collects no
+garbage, so it costs the same on every loop; the memory report does, so that what it
+measures is what is alive.  The harness brackets its load between two marks and
 divides the CPU between them by what was served between them, so the CPU the process
 spent starting up, importing and accepting the warmup connections is not counted.
 
 Why signals are taken by a thread with sigwait, not by loop.add_signal_handler: the marks
 must work the same on every loop, including one whose signal support is the thing under
-test.  SIGUSR1 and SIGTERM are blocked in the main thread before anything else starts, so
-every thread inherits the block and only the waiting thread ever sees them; the loop never
-does.  The waiting thread reads counters the loop thread updates, under the GIL; at worst a
+test.  SIGUSR1, SIGUSR2 and SIGTERM are blocked in the main thread before anything else
+starts, so every thread inherits the block and only the waiting thread ever sees them; the
+loop never does.  The waiting thread reads counters the loop thread updates, under the GIL; at worst a
 mark is one GIL switch interval (5 ms) late, which is noise against a window of seconds.
 
 A server that cannot start because the loop lacks what it needs (NotImplementedError,
@@ -38,6 +44,7 @@ AttributeError, a missing module) prints ``UNSUPPORTED <reason>`` and exits with
 """
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import os
@@ -54,6 +61,19 @@ EXIT_UNSUPPORTED = 3
 LOOPS = ("asyncio", "uvloop", "rloop", "gmploop", "gmploop-bare")
 KINDS = ("streams", "protocol", "buffered", "sock", "aiohttp", "httptools")
 RECV_SIZE = 256 * 1024
+# The harness opens thousands of idle connections in batches smaller than this and
+# waits for the server to have accepted each batch, so the accept queue never overflows
+# (an overflowing queue drops SYNs, and the client retries a second later).
+LISTEN_BACKLOG = 1024
+
+
+def raise_nofile_limit():
+    """Raise the soft limit on open files to the hard one: the idle-connection benchmarks
+    hold 10,000 connections, against a usual soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 16 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 class Unsupported(Exception):
@@ -63,25 +83,45 @@ class Unsupported(Exception):
 class Counters:
     bytes = 0      # echo: payload bytes received (and written back)
     requests = 0   # http: requests answered
+    conns = 0      # echo: connections open now
+    conns_now = None  # if set, a function giving the connections open now
     errors = 0     # calls of the loop's exception handler
+
+
+def rss_bytes():
+    """The resident set size now (not the peak, which ru_maxrss would give), or 0."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
 
 
 def report(event):
     ru = resource.getrusage(resource.RUSAGE_SELF)
     line = json.dumps({
         "event": event, "utime": ru.ru_utime, "stime": ru.ru_stime,
-        "bytes": Counters.bytes, "requests": Counters.requests, "errors": Counters.errors,
+        "bytes": Counters.bytes, "requests": Counters.requests,
+        "conns": Counters.conns_now() if Counters.conns_now else Counters.conns,
+        "rss": rss_bytes(), "errors": Counters.errors,
     })
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
+SIGNALS = {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM}
+
+
 def signal_waiter():
-    wanted = {signal.SIGUSR1, signal.SIGTERM}
     while True:
-        sig = signal.sigwait(wanted)
+        sig = signal.sigwait(SIGNALS)
         if sig == signal.SIGUSR1:
             report("mark")
+        elif sig == signal.SIGUSR2:
+            # Runs in this thread while the loop's thread waits for the GIL, so the loop
+            # is between two bytecodes: what it holds alive stays, garbage goes.
+            gc.collect()
+            report("memory")
         else:
             report("stop")
             # No teardown: open connections and the loop die with the process, which is
@@ -120,7 +160,7 @@ def listening_socket(host, port):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -132,6 +172,7 @@ def listening_socket(host, port):
 async def serve_streams(loop, sock):
     async def handle(reader, writer):
         read, write, drain = reader.read, writer.write, writer.drain
+        Counters.conns += 1
         try:
             while True:
                 data = await read(RECV_SIZE)
@@ -143,6 +184,7 @@ async def serve_streams(loop, sock):
         except ConnectionError:
             pass
         finally:
+            Counters.conns -= 1
             writer.close()
 
     return await asyncio.start_server(handle, sock=sock)
@@ -151,6 +193,10 @@ async def serve_streams(loop, sock):
 class EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
+        Counters.conns += 1
+
+    def connection_lost(self, exc):
+        Counters.conns -= 1
 
     def data_received(self, data):
         Counters.bytes += len(data)
@@ -166,6 +212,10 @@ class BufferedEchoProtocol(asyncio.BufferedProtocol):
         self.transport = transport
         self.buffer = bytearray(RECV_SIZE)
         self.view = memoryview(self.buffer)
+        Counters.conns += 1
+
+    def connection_lost(self, exc):
+        Counters.conns -= 1
 
     def get_buffer(self, sizehint):
         return self.view
@@ -184,6 +234,7 @@ async def serve_buffered(loop, sock):
 async def serve_sock(loop, sock):
     async def handle(conn):
         recv, sendall = loop.sock_recv, loop.sock_sendall
+        Counters.conns += 1
         try:
             while True:
                 data = await recv(conn, RECV_SIZE)
@@ -194,6 +245,7 @@ async def serve_sock(loop, sock):
         except ConnectionError:
             pass
         finally:
+            Counters.conns -= 1
             conn.close()
 
     async def accept_forever():
@@ -228,6 +280,8 @@ async def serve_aiohttp(loop, sock):
     app.router.add_get("/", hello)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    # The handlers of the connections aiohttp's server holds (keep-alive ones included).
+    Counters.conns_now = lambda: len(runner.server.connections)
     site = web.SockSite(runner, sock)
     await site.start()
     return runner
@@ -285,7 +339,8 @@ def main(argv=None):
     ap.add_argument("--cpu", type=int, help="pin the process to this CPU")
     args = ap.parse_args(argv)
 
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    raise_nofile_limit()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     threading.Thread(target=signal_waiter, name="signals", daemon=True).start()

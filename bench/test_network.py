@@ -120,11 +120,6 @@ def _build(stem):
     return str(exe)
 
 
-@pytest.fixture(scope="session")
-def c_programs():
-    return {}
-
-
 def c_program(cache, stem):
     if stem not in cache:
         cache[stem] = _build(stem)
@@ -215,6 +210,11 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGUSR1)
         return self.report("mark")
 
+    def memory(self):
+        """A report taken after a full garbage collection in the server (SIGUSR2)."""
+        self.proc.send_signal(signal.SIGUSR2)
+        return self.report("memory")
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         rep = self.report("stop")
@@ -294,20 +294,17 @@ def record(benchmark, *, loop_name, protocol, kind, size, conns, load, requests,
 # Echo.
 
 
-def run_echo(benchmark, c_programs, server, *, loop_name, kind, size):
+def echo_window(c_programs, server, size):
+    """One echo_load run against a ready server: its warmup, then a measured window
+    between two marks.  Returns echo_load's JSON (requests, elapsed, utime, stime) with
+    the server's side added: cpu (seconds in the window) and served (requests it echoed
+    in the window).  The server keeps running."""
     client = c_program(c_programs, "echo_load")
     argv = [client, "--port", str(server.port), "--conns", str(ECHO_CONNS),
             "--size", str(size), "--warmup", str(WARMUP), "--duration", str(DURATION),
             "--mark-pid", str(server.proc.pid)]
-    out = {}
-
-    def load():
-        res = subprocess.run(argv, capture_output=True, text=True,
-                             timeout=WARMUP + DURATION + 30, preexec_fn=_pinned(LOAD_CPU))
-        out["res"] = res
-
-    benchmark.pedantic(load, rounds=1, iterations=1)
-    res = out["res"]
+    res = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=WARMUP + DURATION + 30, preexec_fn=_pinned(LOAD_CPU))
     if res.returncode != 0:
         # Drain whatever marks arrived so the server's own complaint is shown.
         stop_error = ""
@@ -319,13 +316,31 @@ def run_echo(benchmark, c_programs, server, *, loop_name, kind, size):
                     f"server stderr:\n{server.error_text()}\n{stop_error}")
     got = json.loads(res.stdout)
     m1, m2 = server.report("mark"), server.report("mark")
+    got["cpu"] = cpu_of(m2) - cpu_of(m1)
+    got["served"] = (m2["bytes"] - m1["bytes"]) / size
+    return got
+
+
+def stop_checked(server):
+    """Stop the server; fail if its loop reported an error meanwhile."""
     final = server.stop()
     assert final["errors"] == 0, (
         f"the server's loop reported {final['errors']} errors:\n{server.error_text()}")
-    served_bytes = m2["bytes"] - m1["bytes"]
+    return final
+
+
+def run_echo(benchmark, c_programs, server, *, loop_name, kind, size):
+    out = {}
+
+    def load():
+        out["got"] = echo_window(c_programs, server, size)
+
+    benchmark.pedantic(load, rounds=1, iterations=1)
+    got = out["got"]
+    final = stop_checked(server)
     record(benchmark, loop_name=loop_name, protocol="echo", kind=kind, size=size,
            conns=ECHO_CONNS, load="echo_load", requests=got["requests"],
-           elapsed=got["elapsed"], cpu=cpu_of(m2) - cpu_of(m1), served=served_bytes / size,
+           elapsed=got["elapsed"], cpu=got["cpu"], served=got["served"],
            client_cpu=got["utime"] + got["stime"], errors=final["errors"])
 
 
@@ -395,9 +410,7 @@ def run_http(benchmark, server, *, loop_name, kind):
     benchmark.pedantic(load, rounds=1, iterations=1)
     requests, elapsed = out["wrk"]
     m1, m2 = out["marks"]
-    final = server.stop()
-    assert final["errors"] == 0, (
-        f"the server's loop reported {final['errors']} errors:\n{server.error_text()}")
+    final = stop_checked(server)
     record(benchmark, loop_name=loop_name, protocol="http", kind=kind, size=0,
            conns=HTTP_CONNS, load="wrk", requests=requests, elapsed=elapsed,
            cpu=cpu_of(m2) - cpu_of(m1), served=m2["requests"] - m1["requests"],
