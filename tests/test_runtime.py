@@ -629,9 +629,6 @@ def test_policy_procs_none_reads_gmploop_procs(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(gmploop, "Policy"), reason="no asyncio policies here")
-@pytest.mark.xfail(gmploop._threadrt.gil_disabled(), strict=False,
-                   reason="known bug on free-threaded 3.13t: a P of this program dies of "
-                          "SIGSEGV in the cycle collector while it shuts down")
 def test_policy_runs_aiohttp_run_app_on_every_p():
     pytest.importorskip("aiohttp")
     code = (
