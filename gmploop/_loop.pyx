@@ -396,6 +396,8 @@ cdef class Loop:
                 if (self._n_iterations & SIGNAL_CHECK_MASK) == 0:
                     PyErr_CheckSignals()
         else:
+            # Nothing is ready: a ring a burst grew gives its memory back first.
+            ready.shrink()
             # A wait (see 'Observability'): timed when observed, by readings that
             # serve the timers too.
             if observed:

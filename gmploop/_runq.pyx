@@ -155,6 +155,10 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 cdef enum:
     INITIAL_CAPACITY = 256   # a guess: most iterations of a busy server queue fewer
+    # An empty ring above this many slots goes back to INITIAL_CAPACITY when its loop
+    # is about to wait (RunQueue.shrink): 16,384 slots are 128 KiB, malloc's default
+    # threshold for memory it gives back to the kernel when freed.
+    SHRINK_ABOVE = 16384
     STEAL_CAPACITY = 256     # Go's runq size; tests pass a smaller one to reach edges
 
 
@@ -264,6 +268,27 @@ cdef class RunQueue:
         self.mask = newcap - 1
         return 0
 
+    cdef int shrink(self) except -1:
+        """Owner P only. An empty ring that a burst grew past SHRINK_ABOVE slots goes
+        back to INITIAL_CAPACITY: a burst of 100,000 tasks would otherwise keep 1 MiB
+        of empty ring for the life of the loop (10 bytes per idle task). The loop
+        calls it only before a wait, so a loop that keeps its queue long pays nothing,
+        and one that bursts now and then reallocates once per burst."""
+        cdef PyObject **ring
+        cdef Py_ssize_t i
+        if self.size != 0 or self.mask < SHRINK_ABOVE:
+            return 0
+        ring = <PyObject **>PyMem_Malloc(INITIAL_CAPACITY * sizeof(PyObject *))
+        if ring is NULL:
+            return 0                    # keep the big ring: it still works
+        for i in range(INITIAL_CAPACITY):
+            ring[i] = NULL
+        PyMem_Free(self.ring)
+        self.ring = ring
+        self.head = 0
+        self.mask = INITIAL_CAPACITY - 1
+        return 0
+
     # Python-level access, for tests and introspection (not used by the loop).
 
     def __len__(self):
@@ -289,6 +314,10 @@ cdef class RunQueue:
     def clear_py(self):
         """Drop every queued item (Python-level clear, for tests)."""
         self.clear()
+
+    def shrink_py(self):
+        """Python-level shrink, for tests."""
+        self.shrink()
 
     @property
     def capacity(self):

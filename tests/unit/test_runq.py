@@ -91,6 +91,28 @@ def test_fifo_across_growth():
     assert drain(q) == list(range(n))
 
 
+def test_shrink_gives_back_a_burst_ring_only_when_empty_and_big():
+    q = RunQueue()
+    cap = q.capacity
+    for i in range(cap * 4):            # a small burst: kept (not worth a realloc)
+        q.push(i)
+    drain(q)
+    q.shrink_py()
+    assert q.capacity == cap * 4
+    n = 100_000
+    for i in range(n):
+        q.push(i)
+    big = q.capacity
+    q.shrink_py()                       # not empty: nothing moves
+    assert q.capacity == big and len(q) == n
+    assert drain(q) == list(range(n))
+    q.shrink_py()
+    assert q.capacity == cap
+    for i in range(cap + 1):            # and it grows again as before
+        q.push(i)
+    assert drain(q) == list(range(cap + 1))
+
+
 def test_fifo_wrap_then_grow():
     # Move head into the middle of the ring, fill past the end of the array so the
     # live slots wrap, then overflow so _grow must unwrap them in order.
