@@ -19,6 +19,7 @@ cdef class RunQueue:
     cdef object get(self)
     cdef void clear(self)
     cdef int _grow(self) except -1
+    cdef int _resize(self, Py_ssize_t newcap) except -1
     cdef int shrink(self) except -1
 
 

@@ -252,8 +252,11 @@ cdef class RunQueue:
         self.head = 0
 
     cdef int _grow(self) except -1:
-        cdef Py_ssize_t cap = self.mask + 1
-        cdef Py_ssize_t newcap = cap * 2
+        return self._resize((self.mask + 1) * 2)
+
+    cdef int _resize(self, Py_ssize_t newcap) except -1:
+        """A new ring of newcap slots (a power of two, at least size) holding the
+        queued items in order from slot 0."""
         cdef Py_ssize_t i
         cdef PyObject **ring = <PyObject **>PyMem_Malloc(newcap * sizeof(PyObject *))
         if ring is NULL:
@@ -274,19 +277,12 @@ cdef class RunQueue:
         of empty ring for the life of the loop (10 bytes per idle task). The loop
         calls it only before a wait, so a loop that keeps its queue long pays nothing,
         and one that bursts now and then reallocates once per burst."""
-        cdef PyObject **ring
-        cdef Py_ssize_t i
         if self.size != 0 or self.mask < SHRINK_ABOVE:
             return 0
-        ring = <PyObject **>PyMem_Malloc(INITIAL_CAPACITY * sizeof(PyObject *))
-        if ring is NULL:
-            return 0                    # keep the big ring: it still works
-        for i in range(INITIAL_CAPACITY):
-            ring[i] = NULL
-        PyMem_Free(self.ring)
-        self.ring = ring
-        self.head = 0
-        self.mask = INITIAL_CAPACITY - 1
+        try:
+            self._resize(INITIAL_CAPACITY)
+        except MemoryError:
+            pass                        # keep the big ring: it still works
         return 0
 
     # Python-level access, for tests and introspection (not used by the loop).
