@@ -82,7 +82,6 @@ import asyncio
 import collections
 import os
 import socket
-import stat
 import sys
 import warnings
 
@@ -92,6 +91,7 @@ from asyncio import trsock as aio_trsock
 from ._loop cimport Loop
 from ._poller cimport PollDesc
 from ._handles cimport Handle, new_handle
+from ._net import remove_stale_unix_socket
 
 
 cdef extern from "sys/socket.h" nogil:
@@ -662,21 +662,6 @@ cdef _set_reuseport(sock):
                          'SO_REUSEPORT defined but not implemented.')
 
 
-cdef _remove_stale_unix_socket(path):
-    # A socket file left by an earlier endpoint would make bind() fail; anything
-    # that is not a socket is left alone (bind() then reports it).
-    if path[0] in (0, '\x00'):
-        return
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        _logger().error('Unable to check or remove stale UNIX socket %r: %r',
-                        path, err)
-
-
 async def _address_candidates(loop, local_addr, remote_addr, family, proto, flags):
     """[((family, proto), (local, remote)), ...]: the socket kinds both addresses
     resolve to, in resolution order."""
@@ -689,7 +674,7 @@ async def _address_candidates(loop, local_addr, remote_addr, family, proto, flag
             if addr is not None and not isinstance(addr, str):
                 raise TypeError('string is expected')
         if local_addr:
-            _remove_stale_unix_socket(local_addr)
+            remove_stale_unix_socket(local_addr)
         return [((family, proto), (local_addr, remote_addr))]
 
     by_kind = {}          # (family, proto) -> [local, remote]; insertion-ordered

@@ -200,21 +200,26 @@ def bound_listener(family, type_, proto, address, reuse_address, reuse_port,
     return sock
 
 
+def remove_stale_unix_socket(path):
+    """Remove a socket file left at path by a dead endpoint, which would make bind
+    fail; only a socket is removed, never a regular file by mistake (bind then
+    reports it). Abstract and autobound addresses name no file."""
+    if not _is_filesystem_path(path):
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+
+
 def bound_unix_listener(path):
     """A Unix stream socket bound to path, a stale socket file there removed first
     (never a regular file); EADDRINUSE as asyncio words it."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if _is_filesystem_path(path):
-        # A socket file left by a dead server would make bind fail; only sockets are
-        # removed, never a regular file by mistake.
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            logger.error("Unable to check or remove stale UNIX socket %r: %r",
-                         path, err)
+    remove_stale_unix_socket(path)
     try:
         sock.bind(path)
     except OSError as exc:
