@@ -16,6 +16,12 @@ Instructions are not time (a cache miss costs many), but a change that removes w
 shows here at once and repeatably, where a 5% gain is lost in the noise of the
 pytest-benchmark run. Confirm a gain in time there too.
 
+``--own`` adds, beside each figure, the instructions per operation run in the loop's own
+machine code (every function of a shared object inside the loop's package: its compiled
+modules, with what they inline): an upper bound on what any change to the loop's own
+code can still save there, since the rest is the interpreter and the C library working
+for the benchmark's Python code (and for the loop's calls into them).
+
 ``--annotate`` also prints, for each loop and benchmark, the functions whose own cost
 grew most between the two runs, per operation (callgrind_annotate of both, subtracted):
 where one operation's instructions go, which is where to look next.
@@ -84,8 +90,9 @@ def _instructions(loop_name, test_name, scale, out_file):
     return int(m.group(1))
 
 
-def _functions(out_file):
-    """{function: inclusive-of-nothing (self) instructions} from a callgrind output."""
+def _functions(out_file, objects=False):
+    """{function: inclusive-of-nothing (self) instructions} from a callgrind output;
+    with objects, {shared object path: self instructions of its functions} instead."""
     ann = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no",
                           "--inclusive=no", out_file],
                          capture_output=True, text=True, check=True).stdout
@@ -100,12 +107,35 @@ def _functions(out_file):
             break
         m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*)$", line)
         if m and "PROGRAM TOTALS" not in line:
+            if objects:
+                obj = re.search(r" \[(.*)\]$", m.group(2))
+                obj = obj.group(1) if obj else ""
+                counts[obj] = counts.get(obj, 0) + int(m.group(1).replace(",", ""))
+                continue
             name = re.sub(r" \[.*\]$", "", m.group(2))
             # Keep the file's last component and the function: build paths differ.
             file, _, func = name.rpartition(":")
             name = f"{os.path.basename(file)}:{func}"
             counts[name] = counts.get(name, 0) + int(m.group(1).replace(",", ""))
     return counts
+
+
+def _own_instructions(small_out, large_out, pkg_dir):
+    """Self instructions of the shared objects under pkg_dir: large run minus small."""
+    def own(out):
+        return sum(n for obj, n in _functions(out, objects=True).items()
+                   if obj.startswith(pkg_dir + os.sep))
+    return own(large_out) - own(small_out)
+
+
+def _package_dir(loop_name):
+    """The directory of the loop's package (where its extension modules are), or None
+    for a loop that has no compiled code of its own (asyncio)."""
+    if loop_name == "asyncio":
+        return None
+    import importlib.util
+    spec = importlib.util.find_spec(loop_name.split("-")[0])
+    return os.path.dirname(os.path.realpath(spec.origin)) if spec and spec.origin else None
 
 
 def _top_functions(small_out, large_out, d_ops, top=25):
@@ -124,6 +154,8 @@ def main(argv=None):
                     help="the small run's GMPLOOP_BENCH_SCALE; the large one is 3x")
     ap.add_argument("--annotate", action="store_true",
                     help="print the top functions of each large run")
+    ap.add_argument("--own", action="store_true",
+                    help="also show the instructions per operation in the loop's own code")
     ap.add_argument("--child", nargs=2, metavar=("LOOP", "TEST"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -156,8 +188,14 @@ def main(argv=None):
                 out = os.path.join(tmp, f"{loop}-{test}.out")
                 a = _instructions(loop, test, small, os.path.join(tmp, "small.out"))
                 b = _instructions(loop, test, large, out)
-                per_op = (b - a) / (_ops(test, large) - _ops(test, small))
-                cells.append(f"{per_op:,.0f}")
+                d_ops = _ops(test, large) - _ops(test, small)
+                per_op = (b - a) / d_ops
+                cell = f"{per_op:,.0f}"
+                pkg = _package_dir(loop) if args.own else None
+                if pkg:
+                    own = _own_instructions(os.path.join(tmp, "small.out"), out, pkg)
+                    cell += f" (own {own / d_ops:,.0f})"
+                cells.append(cell)
                 if args.annotate:
                     notes.append((loop, test, _top_functions(
                         os.path.join(tmp, "small.out"), out,

@@ -20,6 +20,30 @@ def test_create_future(loop):
     fut.cancel()
 
 
+def test_create_future_and_task_from_another_running_loop(loop, loop_factory):
+    # A loop's create_future/create_task called while a different loop is running in
+    # this thread: the future and the task belong to the loop asked, not to the one
+    # running.
+    async def coro():
+        return 5
+
+    other = loop_factory()
+    made = {}
+    try:
+        async def inside_other():
+            made["fut"] = loop.create_future()
+            made["task"] = loop.create_task(coro())
+
+        other.run_until_complete(inside_other())
+    finally:
+        other.close()
+    assert made["fut"].get_loop() is loop
+    assert made["task"].get_loop() is loop
+    made["fut"].set_result(1)
+    assert run(loop, made["task"]) == 5
+    assert made["fut"].result() == 1
+
+
 def test_create_task_returns_a_real_task(loop):
     async def coro():
         return 7
