@@ -32,6 +32,14 @@ a write that completes at once, a burst of writes: none of them costs an
   never sharing one. A transport that stops on its budget puts its read handle back
   on the run queue the same way: no new edge will come for data already queued, and
   the other connections get their turn first.
+* Large reads: ``data_received`` needs its own ``bytes``, so a read through the P's
+  buffer is copied once more. For a 100 KiB message that copy was 9% of the server's
+  time. A transport whose last read brought at least 64 KiB reads the next one
+  straight into a fresh 256 KiB ``bytes`` and shrinks it to what came
+  (``_PyBytes_Resize``: glibc's ``realloc`` keeps the block in place and frees its
+  tail). Small reads stay on the shared buffer: for them a 256 KiB allocation and a
+  shrink cost more than the copy they save. Rejected: sizing each read with
+  ``FIONREAD`` (one more syscall per read).
 * Writes are optimistic: ``write`` calls ``send`` at once when nothing is buffered, and
   buffers only what the kernel did not take. Buffered data leaves through ``sendmsg``
   with one iovec per buffered chunk when the writable edge comes; ``writelines``
@@ -96,6 +104,13 @@ cdef extern from "Python.h":
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
     object PyContext_CopyCurrent()
+    # A bytes object filled in place ('Large reads'), held as a raw reference while
+    # _PyBytes_Resize may move it.
+    ctypedef struct PyObject
+    PyObject *raw_bytes_new "PyBytes_FromStringAndSize" (const char *v, Py_ssize_t n)
+    char *raw_bytes_data "PyBytes_AS_STRING" (PyObject *b)
+    int _PyBytes_Resize(PyObject **b, Py_ssize_t n)
+    void raw_decref "Py_DECREF" (PyObject *o)
 
 cdef extern from "<errno.h>":
     int EWOULDBLOCK
@@ -120,6 +135,9 @@ cdef enum:
     RECV_SIZE = 256 * 1024
     # Full reads one transport may do per turn before yielding to the others.
     READ_BUDGET = 4
+    # A read of at least this many bytes makes the next one go straight into a fresh
+    # bytes object instead of through the P's buffer ('Large reads').
+    LARGE_READ = 64 * 1024
     # Chunks per sendmsg (well under every platform's IOV_MAX).
     MAX_IOV = 64
     # Accepts per wake-up beyond which a listener yields (and requeues itself);
@@ -236,6 +254,7 @@ cdef class StreamTransport(_Pollable):
     cdef bint _eof                  # write_eof() called
     cdef bint _read_eof             # the peer's EOF seen: reading has ended
     cdef bint _protocol_paused      # pause_writing() called, resume_writing() not yet
+    cdef bint _large_reads          # the last read was large: read into bytes directly
     cdef int _conn_lost
 
     cdef list _wbuf                 # None until data is first buffered
@@ -397,6 +416,7 @@ cdef class StreamTransport(_Pollable):
         cdef int err
         cdef char *buf = NULL
         cdef Py_buffer pybuf
+        cdef PyObject *fresh = NULL
         cdef Loop loop = self._loop
         while self._pd is not None and self._pd.reader is self._rh:
             if self._buffered:
@@ -416,10 +436,20 @@ cdef class StreamTransport(_Pollable):
                 err = errno
                 PyBuffer_Release(&pybuf)
             else:
-                buf = loop._recv_buffer()
                 size = RECV_SIZE
+                fresh = NULL
+                if self._large_reads:
+                    fresh = raw_bytes_new(NULL, size)
+                    if fresh == NULL:
+                        raise MemoryError()
+                    buf = raw_bytes_data(fresh)
+                else:
+                    buf = loop._recv_buffer()
                 n = c_recv(self._fd, buf, <size_t>size, 0)
                 err = errno
+                if n <= 0 and fresh != NULL:
+                    raw_decref(fresh)
+                    fresh = NULL
             if n < 0:
                 if err == EAGAIN or err == EWOULDBLOCK:
                     return 0
@@ -430,11 +460,24 @@ cdef class StreamTransport(_Pollable):
             if n == 0:
                 self._on_eof()
                 return 0
+            if not self._buffered:
+                self._large_reads = n >= LARGE_READ
+                if fresh != NULL:
+                    # Shrunk in place: glibc's realloc keeps the block and frees its
+                    # tail. The reference moves to data.
+                    if n < size and _PyBytes_Resize(&fresh, n) < 0:
+                        raise MemoryError()
+                    data = <object>fresh
+                    raw_decref(fresh)
+                    fresh = NULL
+                else:
+                    data = PyBytes_FromStringAndSize(buf, n)
             try:
                 if self._buffered:
                     self._protocol.buffer_updated(n)
                 else:
-                    self._protocol.data_received(PyBytes_FromStringAndSize(buf, n))
+                    self._protocol.data_received(data)
+                    data = None
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:

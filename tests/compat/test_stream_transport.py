@@ -359,6 +359,45 @@ def test_one_64_mib_write_arrives_intact(loop, family):
     run(loop, main(), timeout=40)
 
 
+class Keeper(Recorder):
+    """A Recorder that also keeps every bytes object data_received got, with its digest
+    at the moment it arrived."""
+
+    def __init__(self):
+        super().__init__()
+        self.chunks = []
+
+    def data_received(self, data):
+        super().data_received(data)
+        self.chunks.append((data, hashlib.sha256(data).digest()))
+
+
+def test_large_and_small_reads_arrive_intact_and_stay_intact(loop, family):
+    # Messages on both sides of the sizes where a transport may change how it reads (a
+    # large read followed by small ones, and back): all of it arrives, in order, and
+    # every bytes object the protocol kept still holds what it held when it came.
+    sizes = [300 * 1024, 5, 100 * 1024, 70 * 1024, 1, 2 * MiB, 64 * 1024, 3, 200 * 1024]
+    data = payload(sum(sizes), 5)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with connected(family, Keeper) as (transport, proto, peer):
+            sent = 0
+            for n in sizes:
+                await loop.sock_sendall(peer, data[sent:sent + n])
+                sent += n
+                await wait_until(lambda: len(proto.data) >= sent)
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.wait_for(asyncio.shield(proto.eof), STEP_TIMEOUT)
+            assert bytes(proto.data) == data
+            assert b"".join(chunk for chunk, _ in proto.chunks) == data
+            for chunk, digest in proto.chunks:
+                assert type(chunk) is bytes
+                assert hashlib.sha256(chunk).digest() == digest
+
+    run(loop, main(), timeout=40)
+
+
 def test_many_small_writes(loop, family):
     n = 100_000
     chunks = [b"%09d," % i for i in range(n)]
