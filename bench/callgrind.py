@@ -90,40 +90,51 @@ def _instructions(loop_name, test_name, scale, out_file):
     return int(m.group(1))
 
 
-def _functions(out_file, objects=False):
-    """{function: inclusive-of-nothing (self) instructions} from a callgrind output;
-    with objects, {shared object path: self instructions of its functions} instead."""
+def _annotated(out_file):
+    """(self instructions, "file:function [shared object]") per function of a
+    callgrind output, as callgrind_annotate lists them."""
     ann = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no",
                           "--inclusive=no", out_file],
                          capture_output=True, text=True, check=True).stdout
-    counts = {}
     lines = ann.splitlines()
     # The per-function table follows the header line naming file:function.
     start = next((i for i, line in enumerate(lines) if "file:function" in line), None)
     if start is None:
-        return counts
+        return
     for line in lines[start + 2:]:
         if line.startswith("-----"):
             break
         m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S.*)$", line)
         if m and "PROGRAM TOTALS" not in line:
-            if objects:
-                obj = re.search(r" \[(.*)\]$", m.group(2))
-                obj = obj.group(1) if obj else ""
-                counts[obj] = counts.get(obj, 0) + int(m.group(1).replace(",", ""))
-                continue
-            name = re.sub(r" \[.*\]$", "", m.group(2))
-            # Keep the file's last component and the function: build paths differ.
-            file, _, func = name.rpartition(":")
-            name = f"{os.path.basename(file)}:{func}"
-            counts[name] = counts.get(name, 0) + int(m.group(1).replace(",", ""))
+            yield int(m.group(1).replace(",", "")), m.group(2)
+
+
+def _functions(out_file):
+    """{function: inclusive-of-nothing (self) instructions} from a callgrind output."""
+    counts = {}
+    for n, entry in _annotated(out_file):
+        name = re.sub(r" \[.*\]$", "", entry)
+        # Keep the file's last component and the function: build paths differ.
+        file, _, func = name.rpartition(":")
+        name = f"{os.path.basename(file)}:{func}"
+        counts[name] = counts.get(name, 0) + n
+    return counts
+
+
+def _objects(out_file):
+    """{shared object path: self instructions of its functions} from a callgrind output."""
+    counts = {}
+    for n, entry in _annotated(out_file):
+        obj = re.search(r" \[(.*)\]$", entry)
+        obj = obj.group(1) if obj else ""
+        counts[obj] = counts.get(obj, 0) + n
     return counts
 
 
 def _own_instructions(small_out, large_out, pkg_dir):
     """Self instructions of the shared objects under pkg_dir: large run minus small."""
     def own(out):
-        return sum(n for obj, n in _functions(out, objects=True).items()
+        return sum(n for obj, n in _objects(out).items()
                    if obj.startswith(pkg_dir + os.sep))
     return own(large_out) - own(small_out)
 

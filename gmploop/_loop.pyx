@@ -181,6 +181,13 @@ cdef bint PY312 = sys.version_info >= (3, 12)
 # 80 ns a call); without loop= they take the running loop from the thread state, which is
 # the same loop whenever the caller runs in it ('Futures and tasks without a keyword').
 cdef bint BARE_FUTURE_CALL = sys.version_info >= (3, 13)
+
+
+cdef inline bint _bare_future_call(object loop):
+    """Whether the C Future and Task may be made for loop without loop=."""
+    return BARE_FUTURE_CALL and aio_get_running_loop() is loop
+
+
 # A build without the GIL (see 'Threads'): other threads queue through the inbox.
 cdef bint FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 cdef int _n_loops = 0           # loops made in this process: the next one's ordinal
@@ -753,7 +760,7 @@ cdef class Loop:
     # ------------------------------------------------------------------ Public API: futures, tasks
 
     def create_future(self):
-        if BARE_FUTURE_CALL and aio_get_running_loop() is self:
+        if _bare_future_call(self):
             return aio_Future()
         return aio_Future(loop=self)
 
@@ -764,7 +771,7 @@ cdef class Loop:
             if name is None and context is None and not kwargs:
                 # The common call: each keyword the C Task parses costs about as much
                 # as this whole method does otherwise.
-                if BARE_FUTURE_CALL and aio_get_running_loop() is self:
+                if _bare_future_call(self):
                     task = aio_Task(coro)
                 else:
                     task = aio_Task(coro, loop=self)

@@ -416,7 +416,7 @@ cdef class StreamTransport(_Pollable):
         cdef int err
         cdef char *buf = NULL
         cdef Py_buffer pybuf
-        cdef PyObject *fresh = NULL
+        cdef PyObject *fresh = NULL     # NULL again by the end of every turn
         cdef Loop loop = self._loop
         while self._pd is not None and self._pd.reader is self._rh:
             if self._buffered:
@@ -437,7 +437,6 @@ cdef class StreamTransport(_Pollable):
                 PyBuffer_Release(&pybuf)
             else:
                 size = RECV_SIZE
-                fresh = NULL
                 if self._large_reads:
                     fresh = raw_bytes_new(NULL, size)
                     if fresh == NULL:
